@@ -1,0 +1,1 @@
+"""Built-in featurizers (being written)."""

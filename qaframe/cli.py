@@ -1,0 +1,83 @@
+"""The `qaframe` command line: a click group whose subcommands load lazily from qaframe.commands.
+
+User errors (UserError, click usage errors) end in one line on stderr and exit code 2;
+`--debug` (or QAFRAME_DEBUG=1) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from qaframe import __version__
+from qaframe.errors import UserError
+
+# name -> "module:attribute"; a module is imported only when its command runs or --help lists it
+COMMANDS = {
+    "run": "qaframe.commands.run:run",
+    "evaluate": "qaframe.commands.evaluate:evaluate",
+    "predict": "qaframe.commands.predict:predict",
+    "inspect": "qaframe.commands.inspect:inspect",
+    "plugins": "qaframe.commands.plugins:plugins",
+    "serve": "qaframe.commands.serve:serve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is needed."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+def debug_enabled() -> bool:
+    """Whether tracebacks were asked for (--debug or QAFRAME_DEBUG=1)."""
+    return "--debug" in sys.argv[1:] or os.environ.get("QAFRAME_DEBUG", "") not in ("", "0")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qaframe")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Fine-tune, evaluate and serve extractive question-answering models (Korean first)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
+    debug = debug_enabled()
+    try:
+        result = cli.main(args=argv, prog_name="qaframe", standalone_mode=False)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except UserError as error:
+        if debug:
+            raise
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(UserError.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as error:
+        if debug:
+            raise
+        click.echo(f"Internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", err=True)
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)  # --version and --help return their exit code
+
+
+if __name__ == "__main__":
+    main()

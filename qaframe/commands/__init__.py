@@ -1,0 +1,1 @@
+"""The subcommands of `qaframe`, one module each, imported lazily by qaframe.cli."""

@@ -1,0 +1,202 @@
+"""The plugin manager: entry-point discovery, built-ins, broken plugins, disabling, and the typed registries.
+
+Every plugin, the built-ins included, is found through the entry-point group `qaframe`.
+`QAFRAME_DISABLE_PLUGINS` is a comma-separated list of plugin (entry-point) names or
+distribution names to skip; the word `third-party` skips every plugin not shipped with qaframe.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Iterable
+
+import pluggy
+
+from qaframe import hookspecs
+from qaframe.registry import BrokenPlugin, Component, Provider, Registry, first_line
+
+ENTRY_POINT_GROUP = "qaframe"
+DISABLE_ENV = "QAFRAME_DISABLE_PLUGINS"
+BUILTIN_DISTRIBUTION = "qaframe"
+
+# kind (singular, as users read it) -> the hook's plural noun (register_<plural>)
+KINDS = {
+    "corpus": "corpora",
+    "featurizer": "featurizers",
+    "model": "models",
+    "head": "heads",
+    "optimizer": "optimizers",
+    "scheduler": "schedulers",
+    "metric": "metrics",
+    "refiner": "refiners",
+}
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """A plugin object registered with the manager, and where it came from."""
+
+    provider: Provider
+    builtin: bool
+
+
+def disabled_names(value: str | None = None) -> set[str]:
+    """The plugin or distribution names that QAFRAME_DISABLE_PLUGINS asks to skip."""
+    value = os.environ.get(DISABLE_ENV, "") if value is None else value
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def _error_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {first_line(str(error)) or '(no message)'}"
+
+
+class PluginHost:
+    """A typed facade over the pluggy manager: plugins in, one Registry per kind out."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager(hookspecs.PROJECT)
+        self.manager.add_hookspecs(hookspecs)
+        self.plugins: dict[str, LoadedPlugin] = {}
+        self.broken: list[BrokenPlugin] = []
+        self._registries: dict[str, Registry] | None = None
+        self._failed_hooks: tuple[BrokenPlugin, ...] = ()
+
+    # -- loading -----------------------------------------------------------------
+    def load_entry_points(self, group: str = ENTRY_POINT_GROUP, disabled: Iterable[str] | None = None) -> None:
+        """Load every plugin declared in the entry-point group, recording the ones that fail."""
+        skip = disabled_names() if disabled is None else set(disabled)
+        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist else "unknown"
+            provider = Provider(ep.name, dist, ep.dist.version if ep.dist else "?")
+            builtin = dist == BUILTIN_DISTRIBUTION
+            if ep.name in skip or dist in skip or (not builtin and "third-party" in skip):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as error:  # a third party's import error must not break qaframe
+                self.broken.append(BrokenPlugin(provider, _error_line(error)))
+                continue
+            self.register(plugin, provider, builtin=builtin)
+
+    def register(self, plugin: object, provider: Provider | str, *, builtin: bool = False) -> bool:
+        """Register one plugin object (a module or instance with hook implementations).
+
+        Returns False (and records it as broken) when its hooks do not match the specs,
+        e.g. a misspelled hook name.
+        """
+        if isinstance(provider, str):
+            provider = Provider(provider, "in-process", "-")
+        self._registries = None
+        try:
+            self.manager.register(plugin, name=provider.plugin)
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as error:
+            if self.manager.is_registered(plugin):
+                self.manager.unregister(plugin)
+            message = first_line(str(error)).replace("unknown hook", "unknown hook (misspelled?)")
+            self.broken.append(BrokenPlugin(provider, f"PluginValidationError: {message}"))
+            return False
+        self.plugins[provider.plugin] = LoadedPlugin(provider, builtin)
+        return True
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin registered under `name`."""
+        self.manager.unregister(name=name)
+        self.plugins.pop(name, None)
+        self._registries = None
+
+    # -- registries --------------------------------------------------------------
+    def registry(self, kind: str) -> Registry:
+        """The Registry of one kind ('corpus', 'featurizer', ...), built on first use."""
+        if self._registries is None:
+            self._registries = self._collect()
+        return self._registries[kind]
+
+    def _collect(self) -> dict[str, Registry]:
+        failed: dict[str, BrokenPlugin] = {}
+        components: dict[str, list[Component]] = {kind: [] for kind in KINDS}
+        for kind, plural in KINDS.items():
+            hook = getattr(self.manager.hook, f"register_{plural}")
+            for impl in hook.get_hookimpls():
+                loaded = self.plugins.get(impl.plugin_name)
+                provider = loaded.provider if loaded else Provider(impl.plugin_name, "in-process", "-")
+                if provider.plugin in failed:
+                    continue
+
+                def register(name, factory, *, description=None, override=False, _kind=kind, _provider=provider):
+                    if not isinstance(name, str) or not name or not callable(factory):
+                        raise TypeError(f"register() needs a non-empty name and a callable factory, got {name!r}, {factory!r}")
+                    text = description or first_line(getattr(factory, "__doc__", None))
+                    components[_kind].append(Component(_kind, name, factory, _provider, text, override))
+
+                try:
+                    impl.function(register=register)
+                except Exception as error:
+                    failed[provider.plugin] = BrokenPlugin(provider, _error_line(error))
+        broken = tuple(self.broken) + tuple(failed.values())
+        registries = {kind: Registry(kind, broken) for kind in KINDS}
+        for kind, items in components.items():
+            for component in items:
+                if component.provider.plugin not in failed:
+                    registries[kind].add(component)
+        self._failed_hooks = tuple(failed.values())
+        return registries
+
+    def all_broken(self) -> list[BrokenPlugin]:
+        """Plugins that failed to import, to validate, or whose register hook raised."""
+        self.registry("corpus")
+        return list(self.broken) + list(self._failed_hooks)
+
+    def create(self, kind: str, name: str, *args, **kwargs):
+        """Build the component `name` of `kind` with its factory."""
+        return self.registry(kind).create(name, *args, **kwargs)
+
+    def listing(self) -> list[dict]:
+        """One row per component and per broken plugin, as `qaframe plugins --json` prints them."""
+        rows = []
+        for kind in KINDS:
+            registry = self.registry(kind)
+            for component in registry.components():
+                problem = registry.conflict(component.name)
+                rows.append(
+                    {
+                        "kind": kind,
+                        "name": component.name,
+                        "provider": component.provider.plugin,
+                        "distribution": component.provider.distribution,
+                        "version": component.provider.version,
+                        "status": "broken" if problem else "ok",
+                        "description": problem or component.description,
+                        "override": component.override,
+                    }
+                )
+        for plugin in self.all_broken():
+            rows.append(
+                {
+                    "kind": "plugin",
+                    "name": plugin.provider.plugin,
+                    "provider": plugin.provider.plugin,
+                    "distribution": plugin.provider.distribution,
+                    "version": plugin.provider.version,
+                    "status": "broken",
+                    "description": plugin.error,
+                    "override": False,
+                }
+            )
+        return rows
+
+
+def new_host(disabled: Iterable[str] | None = None) -> PluginHost:
+    """A fresh PluginHost with every installed plugin loaded from entry points."""
+    host = PluginHost()
+    host.load_entry_points(disabled=disabled)
+    return host
+
+
+@functools.lru_cache(maxsize=1)
+def get_host() -> PluginHost:
+    """The process-wide PluginHost (tests use `qaframe.testing`'s isolated one instead)."""
+    return new_host()

@@ -1,0 +1,169 @@
+"""A pytest plugin for plugin authors: an isolated plugin host, in-process registration, conformance checks.
+
+Installed with qaframe (entry point `pytest11`), so in a plugin's own tests:
+
+    def test_my_corpus_fits(qaframe_host, register_plugin):
+        register_plugin(my_plugin_module)
+        check_corpus(qaframe_host.create("corpus", "my-corpus", CorpusOptions(data_dir=...)))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pytest
+
+from qaframe import plugins as plugin_module
+from qaframe.plugins import PluginHost
+from qaframe.types import (
+    Corpus,
+    CorpusSplit,
+    Features,
+    Featurizer,
+    Metric,
+    QAExample,
+    Refiner,
+    SchedulerSettings,
+)
+
+
+def isolated_host(third_party: bool = False) -> PluginHost:
+    """A new PluginHost with qaframe's built-ins (and, if asked, the installed third-party plugins)."""
+    host = PluginHost()
+    host.load_entry_points(disabled=() if third_party else ("third-party",))
+    return host
+
+
+@pytest.fixture
+def qaframe_host(monkeypatch) -> PluginHost:
+    """An isolated plugin host with the built-ins only; qaframe (CLI included) uses it during the test."""
+    host = isolated_host()
+    monkeypatch.setattr(plugin_module, "get_host", lambda: host)
+    return host
+
+
+@pytest.fixture
+def register_plugin(qaframe_host):
+    """Register an in-process plugin object for one test: `register_plugin(obj, name="mine")`."""
+    added: list[str] = []
+
+    def register(plugin: object, name: str | None = None) -> PluginHost:
+        name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+        if not qaframe_host.register(plugin, name):
+            raise AssertionError(f"plugin {name!r} failed validation: {qaframe_host.broken[-1].error}")
+        added.append(name)
+        return qaframe_host
+
+    yield register
+    for name in added:
+        qaframe_host.unregister(name)
+
+
+# -- conformance checks ------------------------------------------------------------
+def check_corpus(corpus: Corpus, splits: Sequence[str] | None = None) -> dict[str, CorpusSplit]:
+    """Assert that a corpus fits the contract: splits load into well-formed examples with aligned answers."""
+    assert isinstance(getattr(corpus, "metric", None), str) and corpus.metric, "corpus.metric must name a metric plugin"
+    assert isinstance(getattr(corpus, "refiner", None), str) and corpus.refiner, "corpus.refiner must name a refiner or 'none'"
+    names = tuple(corpus.splits())
+    assert names and all(isinstance(s, str) for s in names), "corpus.splits() must return split names"
+    loaded = {}
+    for split in splits or names:
+        result = corpus.load(split)
+        assert isinstance(result, CorpusSplit), f"load({split!r}) must return a CorpusSplit"
+        assert result.examples, f"split {split!r} has no examples"
+        ids = [e.id for e in result.examples]
+        assert len(ids) == len(set(ids)), f"split {split!r} has duplicate example ids"
+        for example in result.examples:
+            assert isinstance(example, QAExample), f"{example!r} is not a QAExample"
+            assert example.id and example.question and example.context, f"example {example.id!r} lacks id, question or context"
+            assert example.is_impossible or example.answers, f"answerable example {example.id!r} has no answers"
+            for answer in example.answers:
+                got = example.context[answer.start : answer.end]
+                assert got == answer.text, f"example {example.id!r}: context[{answer.start}:{answer.end}] is {got!r}, not {answer.text!r}"
+        loaded[split] = result
+    return loaded
+
+
+def check_featurizer(featurizer: Featurizer, tokenizer, examples: Sequence[QAExample]) -> Features:
+    """Assert that a featurizer's windows fit the contract and that every in-window label decodes to its answer."""
+    for attribute in ("name", "version", "settings"):
+        assert hasattr(featurizer, attribute), f"featurizer lacks {attribute!r}"
+    features = featurizer.featurize(examples, tokenizer)
+    assert isinstance(features, Features), "featurize() must return Features"
+    n = len(features)
+    assert n >= len(examples), "every example needs at least one window"
+    assert features.row_splits[0] == 0 and features.row_splits[-1] == len(features.input_ids), "row_splits must cover input_ids"
+    assert np.all(features.lengths > 0) and np.all(features.lengths <= featurizer.settings.max_seq_length), "window lengths out of range"
+    for column in ("example_index", "start_positions", "end_positions"):
+        assert len(getattr(features, column)) == n, f"{column} needs one entry per window"
+    assert set(features.example_index.tolist()) == set(range(len(examples))), "every example must own a window"
+    assert np.all(features.start_positions <= features.end_positions), "start after end"
+    assert np.all(features.end_positions < features.lengths), "label outside its window"
+    if features.offsets is not None:
+        assert features.offsets.shape == (len(features.input_ids), 2), "offsets must be (tokens, 2)"
+        for i in range(n):
+            start, end = int(features.start_positions[i]), int(features.end_positions[i])
+            offsets = features.offsets[features.row_splits[i] : features.row_splits[i + 1]]
+            if offsets[start, 0] < 0:  # labelled at CLS: answer not in this window
+                continue
+            example = examples[int(features.example_index[i])]
+            text = example.context[offsets[start, 0] : offsets[end, 1]]
+            answer = example.answers[0]
+            assert answer.text.strip() in text or text in answer.text, (
+                f"window {i} of {example.id!r} labels {text!r}, gold is {answer.text!r}"
+            )
+    return features
+
+
+def check_metric(metric: Metric) -> None:
+    """Assert that a metric scores perfect, wrong and empty predictions in the 0-100 range."""
+    assert isinstance(getattr(metric, "name", None), str), "metric.name must be a string"
+    references = {"a": ["서울특별시", "서울"], "b": ["1987년"]}
+    perfect = metric.compute({"a": "서울", "b": "1987년"}, references)
+    assert math.isclose(perfect["exact_match"], 100.0) and math.isclose(perfect["f1"], 100.0), perfect
+    wrong = metric.compute({"a": "부산", "b": ""}, references)
+    assert wrong["exact_match"] == 0.0 and 0.0 <= wrong["f1"] < 100.0, wrong
+
+
+def check_refiner(refiner: Refiner, context: str, spans: Sequence[tuple[int, int, int]]) -> None:
+    """Assert that refined spans stay non-empty, inside the context and inside the last token."""
+    assert isinstance(getattr(refiner, "name", None), str), "refiner.name must be a string"
+    for start, end, last_token_start in spans:
+        new_start, new_end = refiner.refine(context, start, end, last_token_start)
+        assert 0 <= new_start < new_end <= len(context), f"refined span ({new_start}, {new_end}) leaves the context"
+        assert new_start == start and last_token_start < new_end <= end, (
+            f"refiner may only trim inside the last token: ({start}, {end}) -> ({new_start}, {new_end})"
+        )
+
+
+def check_optimizer(optimizer_factory, settings) -> None:
+    """Assert that an optimizer factory builds a working torch optimizer for a small model."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    optimizer = optimizer_factory(model, settings)
+    assert isinstance(optimizer, torch.optim.Optimizer), "optimizer factory must return a torch.optim.Optimizer"
+    covered = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    assert covered == {id(p) for p in model.parameters()}, "every trainable parameter must be optimized exactly once"
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+
+
+def check_scheduler(scheduler_factory, total_steps: int = 20, warmup_steps: int = 4) -> list[float]:
+    """Assert that a scheduler factory's schedule steps per optimizer step and keeps rates finite and >= 0."""
+    import torch
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = scheduler_factory(optimizer, SchedulerSettings(total_steps=total_steps, warmup_steps=warmup_steps))
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler), "scheduler factory must return an LRScheduler"
+    rates = []
+    for _ in range(total_steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert all(math.isfinite(r) and r >= 0 for r in rates), rates
+    assert len(set(rates)) > 1, "the learning rate never changed"
+    return rates

@@ -1,0 +1,208 @@
+"""The plugin core: registries, conflicts, overrides, broken and disabled plugins, listing, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from qaframe import hookimpl
+from qaframe import plugins as plugin_module
+from qaframe.cli import cli
+from qaframe.errors import UserError
+from qaframe.plugins import KINDS, PluginHost
+from qaframe.registry import Provider
+
+
+def make_plugin(**hooks):
+    """An in-process plugin object whose hooks register the given {hook name: [(name, factory, kwargs)]}."""
+    namespace = {}
+    for hook_name, entries in hooks.items():
+
+        def implementation(register, _entries=entries):
+            for name, factory, kwargs in _entries:
+                register(name, factory, **kwargs)
+
+        implementation.__name__ = hook_name
+        namespace[hook_name] = hookimpl(implementation)
+    return SimpleNamespace(**namespace)
+
+
+def corpus_factory(options):
+    """A corpus used only in tests."""
+    return options
+
+
+def other_factory(options):
+    """Another corpus used only in tests."""
+    return "other"
+
+
+def test_every_kind_has_a_hook():
+    from qaframe import hookspecs
+
+    for plural in KINDS.values():
+        assert callable(getattr(hookspecs, f"register_{plural}"))
+
+
+def test_unknown_name_suggests_and_lists():
+    host = PluginHost()
+    host.register(make_plugin(register_corpora=[("korquad", corpus_factory, {}), ("sample", corpus_factory, {})]), "mine")
+    with pytest.raises(UserError) as info:
+        host.create("corpus", "korqad", None)
+    assert str(info.value) == "unknown corpus 'korqad'; did you mean 'korquad'? available: korquad, sample"
+
+
+def test_description_defaults_to_docstring_and_can_be_given():
+    host = PluginHost()
+    host.register(
+        make_plugin(register_corpora=[("a", corpus_factory, {}), ("b", corpus_factory, {"description": "Given."})]), "mine"
+    )
+    rows = {r["name"]: r for r in host.listing()}
+    assert rows["a"]["description"] == "A corpus used only in tests."
+    assert rows["b"]["description"] == "Given."
+
+
+def test_same_name_from_two_plugins_names_both_providers():
+    host = PluginHost()
+    host.register(make_plugin(register_corpora=[("korquad", corpus_factory, {})]), Provider("first", "dist-one", "1.0"))
+    host.register(make_plugin(register_corpora=[("korquad", other_factory, {})]), Provider("second", "dist-two", "2.0"))
+    with pytest.raises(UserError) as info:
+        host.create("corpus", "korquad", None)
+    message = str(info.value)
+    assert "'first' (dist-one 1.0)" in message and "'second' (dist-two 2.0)" in message
+    assert "\n" not in message
+    statuses = {r["provider"]: r["status"] for r in host.listing() if r["name"] == "korquad"}
+    assert statuses == {"first": "broken", "second": "broken"}
+
+
+def test_override_is_explicit_and_order_independent():
+    for order in ((0, 1), (1, 0)):
+        host = PluginHost()
+        plugins = [
+            (make_plugin(register_corpora=[("korquad", corpus_factory, {})]), "builtin"),
+            (make_plugin(register_corpora=[("korquad", other_factory, {"override": True})]), "replacement"),
+        ]
+        for i in order:
+            host.register(*plugins[i])
+        assert host.create("corpus", "korquad", None) == "other"
+
+
+def test_two_overrides_of_one_name_are_a_conflict():
+    host = PluginHost()
+    host.register(make_plugin(register_corpora=[("x", corpus_factory, {"override": True})]), "one")
+    host.register(make_plugin(register_corpora=[("x", other_factory, {"override": True})]), "two")
+    with pytest.raises(UserError, match="more than one plugin"):
+        host.registry("corpus").get("x")
+
+
+def test_misspelled_hook_is_an_error_naming_the_plugin():
+    host = PluginHost()
+    assert not host.register(make_plugin(register_corpra=[("x", corpus_factory, {})]), "typo-plugin")
+    broken = host.all_broken()
+    assert broken[0].provider.plugin == "typo-plugin"
+    assert "register_corpra" in broken[0].error
+    assert "typo-plugin" not in host.plugins
+
+
+def test_hook_that_raises_marks_only_its_plugin_broken():
+    def explode(register):
+        register("good-looking", corpus_factory)
+        raise RuntimeError("cannot find my data\nsecond line")
+
+    host = PluginHost()
+    host.register(SimpleNamespace(register_corpora=hookimpl(explode)), "exploding")
+    host.register(make_plugin(register_corpora=[("fine", corpus_factory, {})]), "fine-plugin")
+    assert host.registry("corpus").names() == ["fine"]
+    [broken] = host.all_broken()
+    assert broken.provider.plugin == "exploding" and broken.error == "RuntimeError: cannot find my data"
+
+
+class FakeDist:
+    def __init__(self, name, version):
+        self.name, self.version = name, version
+
+
+class FakeEntryPoint:
+    def __init__(self, name, dist, target=None, error=None):
+        self.name, self.dist, self._target, self._error = name, dist, target, error
+
+    def load(self):
+        if self._error:
+            raise self._error
+        return self._target
+
+
+@pytest.fixture
+def fake_entry_points(monkeypatch):
+    """Replace entry-point discovery with a built-in, a working third party and a broken one."""
+    points = [
+        FakeEntryPoint("qaframe.corpora", FakeDist("qaframe", "0.1.0"), make_plugin(register_corpora=[("korquad", corpus_factory, {})])),
+        FakeEntryPoint("acme", FakeDist("acme-qa", "3.2"), make_plugin(register_metrics=[("acme-f1", corpus_factory, {})])),
+        FakeEntryPoint("shaky", FakeDist("shaky-qa", "0.9"), error=ImportError("No module named 'shaky_deps'\nmore")),
+    ]
+    monkeypatch.setattr(plugin_module, "entry_points", lambda group: points if group == "qaframe" else [])
+    return points
+
+
+def test_broken_import_is_listed_and_named_in_unknown_errors(fake_entry_points):
+    host = PluginHost()
+    host.load_entry_points(disabled=())
+    assert host.create("corpus", "korquad", "ok") == "ok"  # other plugins keep working
+    broken = [r for r in host.listing() if r["status"] == "broken"]
+    assert broken == [
+        {
+            "kind": "plugin",
+            "name": "shaky",
+            "provider": "shaky",
+            "distribution": "shaky-qa",
+            "version": "0.9",
+            "status": "broken",
+            "description": "ImportError: No module named 'shaky_deps'",
+            "override": False,
+        }
+    ]
+    with pytest.raises(UserError) as info:
+        host.create("corpus", "shaky-corpus", None)
+    assert "plugin 'shaky' (shaky-qa 0.9) failed to load: ImportError: No module named 'shaky_deps'" in str(info.value)
+
+
+def test_disable_by_name_distribution_or_all_third_party(fake_entry_points, monkeypatch):
+    def loaded(value):
+        monkeypatch.setenv(plugin_module.DISABLE_ENV, value)
+        host = PluginHost()
+        host.load_entry_points()
+        return sorted(host.plugins), sorted(b.provider.plugin for b in host.all_broken())
+
+    assert loaded("") == (["acme", "qaframe.corpora"], ["shaky"])
+    assert loaded("shaky") == (["acme", "qaframe.corpora"], [])
+    assert loaded("acme-qa, shaky") == (["qaframe.corpora"], [])
+    assert loaded("third-party") == (["qaframe.corpora"], [])
+
+
+def test_plugins_command_table_and_json(fake_entry_points, monkeypatch):
+    host = PluginHost()
+    host.load_entry_points(disabled=())
+    monkeypatch.setattr(plugin_module, "get_host", lambda: host)
+    runner = CliRunner()
+    table = runner.invoke(cli, ["plugins"])
+    assert table.exit_code == 0, table.output
+    assert "corpora" in table.output and "korquad" in table.output and "qaframe 0.1.0" in table.output
+    assert "broken plugins" in table.output and "shaky-qa 0.9" in table.output
+    rows = json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
+    keys = {"kind", "name", "provider", "distribution", "version", "status", "description"}
+    assert all(keys <= set(row) for row in rows)
+    assert {(r["kind"], r["name"], r["status"]) for r in rows} == {
+        ("corpus", "korquad", "ok"),
+        ("metric", "acme-f1", "ok"),
+        ("plugin", "shaky", "broken"),
+    }
+
+
+def test_testing_fixtures_register_for_one_test(qaframe_host, register_plugin):
+    register_plugin(make_plugin(register_corpora=[("only-here", corpus_factory, {})]), name="only-here-plugin")
+    assert plugin_module.get_host() is qaframe_host
+    assert qaframe_host.create("corpus", "only-here", 5) == 5
+    assert all(p.builtin for name, p in qaframe_host.plugins.items() if name != "only-here-plugin")
