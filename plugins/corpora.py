@@ -1,1 +1,377 @@
-"""Built-in corpora (being written)."""
+"""Built-in corpora: `korquad` (KorQuAD 1.0, downloaded on first use), `squad-json`, `sample` and `synthetic`.
+
+Every corpus reads SQuAD-format records through one validating loader: an `answer_start`
+that misses its text is moved to the nearest occurrence of the text and invisible characters
+(zero-width, direction marks) at the ends of an answer are trimmed (repaired), a record that
+cannot be used is skipped with its reason; both are counted, logged with the first few ids,
+and turned into a UserError by `strict`. A file without one usable record is a UserError.
+An answer at offset 0 is a valid answer. docs/data-validation.md lists every case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from qaframe import hookimpl
+from qaframe.errors import UserError
+from qaframe.io import atomic_path
+from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample
+
+log = logging.getLogger("qaframe.corpora")
+
+KORQUAD_URL = "https://korquad.github.io/dataset/"
+KORQUAD_FILES = {"train": "KorQuAD_v1.0_train.json", "dev": "KorQuAD_v1.0_dev.json"}
+SAMPLE_FOLDER = Path(__file__).parent / "data" / "sample"
+SHOWN_IDS = 5  # how many example ids a loading report names
+# zero-width characters, direction marks and the BOM: invisible, and never covered by a token's offsets
+INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
+BLANK = re.compile(f"[\\s{INVISIBLE}]*")
+SURROGATE = re.compile("[\ud800-\udfff]")  # only an unpaired \uXXXX escape in the JSON can put one in a str
+
+
+def unusable_text(value: Any) -> str | None:
+    """Why `value` cannot be a question, context or answer text (not a string, blank, a lone surrogate), or None."""
+    if not isinstance(value, str):
+        return "missing or not a string" if value is None else f"not a string ({type(value).__name__})"
+    if BLANK.fullmatch(value):
+        return "empty (or only spaces and invisible characters)"
+    if SURROGATE.search(value):
+        return "holds an unpaired surrogate escape such as \\ud800 (not a character)"
+    return None
+
+
+# -- validation -------------------------------------------------------------------
+class RecordLoader:
+    """Turns SQuAD-style question records into QAExamples, repairing or skipping what is wrong."""
+
+    def __init__(self, source: str, *, strict: bool = False):
+        self.source = source
+        self.strict = strict
+        self.examples: list[QAExample] = []
+        self.repaired: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
+        self._ids: set[str] = set()
+
+    def skip(self, record_id: str, reason: str) -> None:
+        """Record a skipped record or answer, or stop in strict mode."""
+        if self.strict:
+            raise UserError(f"{self.source}: record {record_id}: {reason} (strict loading; fix the record or drop --strict)")
+        self.skipped.append((record_id, reason))
+
+    def repair(self, record_id: str, reason: str) -> None:
+        """Record a repaired answer (moved answer_start, trimmed text), or stop in strict mode."""
+        if self.strict:
+            raise UserError(f"{self.source}: record {record_id}: {reason} (strict loading; fix the record or drop --strict)")
+        self.repaired.append(record_id)
+
+    def add(self, record: Any, where: str, title: Any, context: Any) -> None:
+        """Validate one question record (`id`, `question`, `answers`, optional `is_impossible`) about `context`."""
+        if not isinstance(record, dict):
+            return self.skip(where, f"expected an object, got {type(record).__name__}")
+        record_id = record.get("id")
+        if unusable_text(record_id):
+            return self.skip(where, f"'id' is {unusable_text(record_id)}")
+        if record_id in self._ids:
+            return self.skip(record_id, "duplicate id")
+        if unusable_text(context):
+            return self.skip(record_id, f"context is {unusable_text(context)}")
+        question = record.get("question")
+        if unusable_text(question):
+            return self.skip(record_id, f"'question' is {unusable_text(question)}")
+        impossible = record.get("is_impossible", False)
+        if not isinstance(impossible, bool):
+            return self.skip(record_id, "'is_impossible' is not true or false")
+        answers: tuple[Answer, ...] = ()
+        if impossible and record.get("answers"):
+            return self.skip(record_id, "'is_impossible' is true but 'answers' is not empty (contradictory)")
+        if not impossible:  # SQuAD 2.0 unanswerables carry plausible_answers, which are not gold
+            answers = self._answers(record_id, record.get("answers"), context)
+            if not answers:
+                return None
+        self._ids.add(record_id)
+        title = title if isinstance(title, str) else ""
+        self.examples.append(QAExample(record_id, title, question, context, answers, impossible))
+        return None
+
+    def _answers(self, record_id: str, raw: Any, context: str) -> tuple[Answer, ...]:
+        if not isinstance(raw, list) or not raw:
+            self.skip(record_id, "missing or empty 'answers' list")
+            return ()
+        kept, problems = [], []
+        for number, answer in enumerate(raw, 1):
+            result = self._answer(record_id, number, answer, context)
+            (kept if isinstance(result, Answer) else problems).append(result)
+        if not kept:
+            self.skip(record_id, f"{problems[0]} (example dropped: no usable answer)")
+        else:
+            for problem in problems:
+                self.skip(record_id, f"{problem} (answer dropped)")
+        return tuple(kept)
+
+    def _answer(self, record_id: str, number: int, answer: Any, context: str) -> Answer | str:
+        if not isinstance(answer, dict):
+            return f"answer {number} is not an object"
+        text, start = answer.get("text"), answer.get("answer_start")
+        if unusable_text(text):
+            return f"answer {number}: 'text' is {unusable_text(text)}"
+        if isinstance(start, bool) or not isinstance(start, int):
+            return f"answer {number}: 'answer_start' is not an integer"
+        if start < 0 or start >= len(context):
+            return f"answer {number}: answer_start {start} is outside the context (length {len(context)})"
+        if not context.startswith(text, start):
+            nearest = nearest_occurrence(context, text, start)
+            if nearest is None:
+                return f"answer {number}: text {text[:40]!r} does not occur in the context"
+            self.repair(record_id, f"answer {number}: answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
+            start = nearest
+        trimmed = text.strip(INVISIBLE)
+        if trimmed != text:  # no token covers these characters, so the label could never reproduce the gold text
+            self.repair(record_id, f"answer {number}: invisible characters (zero-width or direction marks) trimmed from {text[:40]!r}")
+            start += len(text) - len(text.lstrip(INVISIBLE))
+        return Answer(trimmed, start)
+
+    def result(self, files: Iterable[Path] = ()) -> CorpusSplit:
+        """The loaded split; logs how many answers were repaired and records skipped; UserError when nothing is usable."""
+        split = CorpusSplit(self.examples, tuple(files), self.repaired, self.skipped)
+        if not self.examples:
+            found = f"all {len(self.skipped)} skipped, first: {self.skipped[0][0]} ({self.skipped[0][1]})" if self.skipped else "it holds none"
+            raise UserError(f"{self.source}: no usable question records ({found}); check that it is a SQuAD-format file with questions")
+        if self.repaired or self.skipped:
+            log.warning("%s: %s", self.source, loading_report(split))
+        return split
+
+
+def nearest_occurrence(context: str, text: str, start: int) -> int | None:
+    """The start of the occurrence of `text` in `context` closest to `start`, or None."""
+    best = None
+    position = context.find(text)
+    while position != -1:
+        if best is None or abs(position - start) < abs(best - start):
+            best = position
+        position = context.find(text, position + 1)
+    return best
+
+
+def loading_report(split: CorpusSplit, shown: int = SHOWN_IDS) -> str:
+    """One line: how many answers were repaired and records skipped while loading, with the first few ids."""
+
+    def first(ids: list[str]) -> str:
+        more = f", ... ({len(ids) - shown} more)" if len(ids) > shown else ""
+        return ", ".join(ids[:shown]) + more
+
+    parts = []
+    if split.repaired:
+        parts.append(
+            f"repaired {len(split.repaired)} answer_start (moved to the nearest occurrence) or answer text "
+            f"(invisible characters trimmed): {first(split.repaired)}"
+        )
+    if split.skipped:
+        reasons = [f"{record_id} ({reason})" for record_id, reason in split.skipped]
+        parts.append(f"skipped {len(split.skipped)}: {first(reasons)}")
+    return "; ".join(parts) if parts else "nothing repaired or skipped"
+
+
+# -- SQuAD-format files -----------------------------------------------------------------
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; UserError with file, line and column when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise UserError(f"{path}: no such file") from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from error
+    except OSError as error:
+        raise UserError(f"{path}: cannot read: {error.strerror or error}") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}; fix the file or download it again") from error
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to read (not a SQuAD-format file); fix the file or download it again") from None
+
+
+def squad_records(data: Any, source: str) -> Iterator[tuple[Any, str, Any, Any]]:
+    """(question record, position, title, context) for every question of a SQuAD v1.1/v2.0 document."""
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, str) and version.startswith("KorQuAD_2"):
+        raise UserError(
+            f"{source} is a KorQuAD 2.0 file (version {version}, HTML contexts); qaframe reads KorQuAD 1.0 and SQuAD-format "
+            f"files: use {KORQUAD_FILES['train']} / {KORQUAD_FILES['dev']} or convert the file to SQuAD format"
+        )
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        found = type(data).__name__ if not isinstance(data, dict) else f"an object with keys {sorted(data)[:5]}"
+        raise UserError(f"{source}: expected a SQuAD-format JSON object with a 'data' list, found {found}")
+    for a, article in enumerate(data["data"]):
+        if isinstance(article, dict) and "qas" in article and "paragraphs" not in article:
+            raise UserError(f"{source}: article {a} has 'qas' but no 'paragraphs' (KorQuAD 2.0 layout?); expected SQuAD format")
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            yield None, f"article {a}", None, None
+            continue
+        for p, paragraph in enumerate(paragraphs):
+            qas = paragraph.get("qas") if isinstance(paragraph, dict) else None
+            if not isinstance(qas, list):
+                yield None, f"article {a} paragraph {p}", None, None
+                continue
+            context = paragraph.get("context")
+            for q, record in enumerate(qas):
+                yield record, f"article {a} paragraph {p} question {q}", article.get("title"), context
+
+
+def load_squad_file(path: Path, *, strict: bool = False) -> CorpusSplit:
+    """Load and validate one SQuAD v1.1/v2.0 (or KorQuAD 1.0) file."""
+    path = Path(path)
+    loader = RecordLoader(str(path), strict=strict)
+    for record, where, title, context in squad_records(read_json(path), str(path)):
+        if record is None:
+            loader.skip(where, "missing 'paragraphs' or 'qas' list")
+        else:
+            loader.add(record, where, title, context)
+    return loader.result([path])
+
+
+# -- KorQuAD download ---------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """Where korquad looks without --data-dir: $XDG_CACHE_HOME/qaframe/korquad (~/.cache/qaframe/korquad)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "qaframe" / "korquad"
+
+
+def download(url: str, target: Path) -> None:
+    """Fetch `url` into `target` atomically with a progress bar (raises OSError when the network fails)."""
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=60) as response, atomic_path(target) as temporary:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with open(temporary, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+            while block := response.read(1 << 16):
+                out.write(block)
+                received += len(block)
+                bar.update(len(block))
+        if total is not None and received != total:
+            raise OSError(f"download of {url} stopped after {received} of {total} bytes")
+
+
+def ensure_korquad(data_dir: Path, split: str) -> Path:
+    """The KorQuAD 1.0 file of `split` in `data_dir`, downloaded first when it is missing."""
+    target = data_dir / KORQUAD_FILES[split]
+    if target.is_file():
+        return target
+    url = KORQUAD_URL + KORQUAD_FILES[split]
+    log.warning("%s not found in %s; downloading %s", target.name, data_dir, url)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        download(url, target)
+        read_json(target)
+    except (OSError, UserError) as error:  # URLError and timeouts are OSErrors
+        target.unlink(missing_ok=True)
+        reason = getattr(error, "reason", None) or error
+        raise UserError(
+            f"cannot download KorQuAD 1.0 ({reason}); download {', '.join(KORQUAD_FILES.values())} "
+            f"from {KORQUAD_URL} and put them in {data_dir} (or pass --data-dir)"
+        ) from error
+    return target
+
+
+# -- corpora ------------------------------------------------------------------------------
+class FileCorpus:
+    """A corpus made of one SQuAD-format file per split."""
+
+    metric = "korquad"
+    refiner = "korean-particles"
+
+    def __init__(self, files: dict[str, Path], strict: bool):
+        self.files = files
+        self.strict = strict
+
+    def splits(self) -> tuple[str, ...]:
+        """The splits that have a file."""
+        return tuple(self.files)
+
+    def path(self, split: str) -> Path:
+        """The file that holds `split`."""
+        if split not in self.files:
+            raise UserError(f"this corpus has no '{split}' split (it has: {', '.join(self.files) or 'none'})")
+        return self.files[split]
+
+    def load(self, split: str) -> CorpusSplit:
+        """Read and validate one split's file."""
+        return load_squad_file(self.path(split), strict=self.strict)
+
+
+class KorQuADCorpus(FileCorpus):
+    """KorQuAD 1.0 from --data-dir (downloaded from korquad.github.io when missing); scored with the KorQuAD metric."""
+
+    def __init__(self, options: CorpusOptions):
+        self.data_dir = Path(options.data_dir) if options.data_dir else default_data_dir()
+        given = {"train": options.train_file, "dev": options.dev_file}
+        super().__init__({split: Path(given[split] or self.data_dir / name) for split, name in KORQUAD_FILES.items()}, options.strict)
+        self.given = {split for split, path in given.items() if path}
+
+    def path(self, split: str) -> Path:
+        """The split's file, downloaded into the data folder first when it is missing."""
+        path = super().path(split)
+        return path if split in self.given else ensure_korquad(self.data_dir, split)
+
+
+class SquadJsonCorpus(FileCorpus):
+    """Any SQuAD v1.1 / v2.0 format file given by --train-file / --dev-file; scored with the SQuAD metric."""
+
+    metric = "squad"
+    refiner = "none"
+
+    def __init__(self, options: CorpusOptions):
+        files = {split: Path(path) for split, path in (("train", options.train_file), ("dev", options.dev_file)) if path}
+        if not files:
+            raise UserError("corpus squad-json needs --train-file and/or --dev-file (SQuAD v1.1 or v2.0 JSON)")
+        super().__init__(files, options.strict)
+
+
+class SampleCorpus(FileCorpus):
+    """A small Korean corpus in KorQuAD format shipped with qaframe, for the offline quickstart and tests."""
+
+    def __init__(self, options: CorpusOptions):
+        super().__init__({split: SAMPLE_FOLDER / f"{split}.json" for split in ("train", "dev")}, options.strict)
+
+
+class SyntheticCorpus:
+    """Generated Korean questions (train 2,400 / dev 300, fixed seed) for benchmarks and learning checks."""
+
+    metric = "korquad"
+    refiner = "korean-particles"
+
+    def __init__(self, options: CorpusOptions):
+        self.strict = options.strict
+
+    def splits(self) -> tuple[str, ...]:
+        """The generated splits."""
+        return ("train", "dev")
+
+    def load(self, split: str) -> CorpusSplit:
+        """Generate and validate one split."""
+        from qaframe_plugins.synthetic import synthetic_dataset
+
+        if split not in self.splits():
+            raise UserError(f"corpus synthetic has no '{split}' split (it has: train, dev)")
+        loader = RecordLoader(f"synthetic:{split}", strict=self.strict)
+        for number, record in enumerate(synthetic_dataset(split)):
+            context = record.get("context") if isinstance(record, dict) else None
+            title = record.get("title") if isinstance(record, dict) else None
+            loader.add(record, f"record {number}", title, context)
+        return loader.result()
+
+
+@hookimpl(trylast=True)
+def register_corpora(register):
+    """Register the built-in corpora."""
+    register("korquad", KorQuADCorpus)
+    register("squad-json", SquadJsonCorpus)
+    register("sample", SampleCorpus)
+    register("synthetic", SyntheticCorpus)

@@ -1,1 +1,139 @@
-"""Built-in optimizers (being written)."""
+"""Built-in optimizer and learning-rate scheduler factories: `adamw`; `linear-warmup`, `cosine`, `exponential`, `constant`.
+
+Every scheduler is stepped once per optimizer step (Lightning: `"interval": "step"`). Below, `s`
+counts the optimizer steps already taken (the first step uses the rate for s = 0), `base` is the
+optimizer's learning rate, `W` is `warmup_steps` and `T` is `total_steps`. Warmup, where a
+schedule has it, is `base * (s + 1) / W` for s < W: linear from zero, reaching `base` on the last
+warmup step, so no step is spent at rate zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from qaframe import hookimpl
+from qaframe.errors import UserError
+from qaframe.types import OptimizerSettings, SchedulerSettings
+
+# The origin (ratsnlp) used CosineAnnealingWarmRestarts with T_mult=2: each cycle twice the last.
+COSINE_CYCLES = 3
+# `exponential` decays to this fraction of the base rate at total_steps.
+EXPONENTIAL_FINAL_FRACTION = 0.01
+_TORCH_NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.RMSNorm, torch.nn.modules.batchnorm._NormBase)
+
+
+# -- optimizer ----------------------------------------------------------------------
+def _is_norm(module: torch.nn.Module) -> bool:
+    return isinstance(module, _TORCH_NORMS) or "norm" in type(module).__name__.lower()
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Trainable parameters in a decayed group and a group without decay: biases, any 1-D tensor, and norm weights.
+
+    Norm modules are found by type (torch's norms) or by a class name containing "Norm" (e.g. a model's own RMSNorm).
+    """
+    exempt = {id(p) for module in model.modules() if _is_norm(module) for p in module.parameters(recurse=False)}
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():  # shared parameters are listed once
+        if not parameter.requires_grad:
+            continue
+        if id(parameter) in exempt or parameter.ndim <= 1 or name.endswith("bias"):
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def adamw(model: torch.nn.Module, settings: OptimizerSettings) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and norm weights; fused when every parameter is on CUDA."""
+    groups = parameter_groups(model, settings.weight_decay)
+    if not groups:
+        raise UserError("optimizer 'adamw': the model has no trainable parameters; check that the head's layers are not all frozen")
+    fused = settings.fused
+    if fused is None:
+        fused = all(p.is_cuda for group in groups for p in group["params"])
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=fused)
+
+
+# -- schedulers ---------------------------------------------------------------------
+def _check(name: str, settings: SchedulerSettings) -> None:
+    if settings.total_steps < 1 or not 0 <= settings.warmup_steps <= settings.total_steps:
+        raise UserError(
+            f"scheduler '{name}': needs 0 <= warmup_steps ({settings.warmup_steps}) <= total_steps ({settings.total_steps}) "
+            "and total_steps >= 1; lower --warmup-ratio or train for more steps"
+        )
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+def _after_warmup(optimizer, settings: SchedulerSettings, schedule: torch.optim.lr_scheduler.LRScheduler):
+    """`schedule` preceded by linear warmup over warmup_steps, when there is any."""
+    if not settings.warmup_steps:
+        return schedule
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup(s, settings.warmup_steps))
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, schedule], milestones=[settings.warmup_steps])
+
+
+def linear_warmup(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to the base rate over warmup_steps, then linear decay to zero at total_steps."""
+    _check("linear-warmup", settings)
+    warmup, total = settings.warmup_steps, settings.total_steps
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return _warmup(step, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def cosine(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing with warm restarts (T_mult=2, as the origin had): three cycles that end with training.
+
+    After warmup, D = T - W steps remain; T_0 = ceil(D / 7), so the cycles last T_0, 2*T_0 and
+    4*T_0 steps and the last one reaches (nearly) zero when training ends. Within a cycle of
+    length L at position t the rate is base * (1 + cos(pi * t / L)) / 2.
+    """
+    _check("cosine", settings)
+    decay_steps = max(1, settings.total_steps - settings.warmup_steps)
+    first_cycle = max(1, math.ceil(decay_steps / (2**COSINE_CYCLES - 1)))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=first_cycle, T_mult=2)
+    return _after_warmup(optimizer, settings, schedule)
+
+
+def exponential(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """Exponential decay after warmup, with gamma chosen so the rate is 1% of the base rate at total_steps.
+
+    gamma = 0.01 ** (1 / (T - W)); the rate at step s >= W is base * gamma ** (s - W).
+    """
+    _check("exponential", settings)
+    decay_steps = max(1, settings.total_steps - settings.warmup_steps)
+    gamma = EXPONENTIAL_FINAL_FRACTION ** (1 / decay_steps)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
+    return _after_warmup(optimizer, settings, schedule)
+
+
+def constant(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:
+    """The base rate throughout, after an optional linear warmup over warmup_steps."""
+    _check("constant", settings)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _warmup(step, settings.warmup_steps))
+
+
+@hookimpl(trylast=True)
+def register_optimizers(register):
+    """Register the built-in optimizer."""
+    register("adamw", adamw)
+
+
+@hookimpl(trylast=True)
+def register_schedulers(register):
+    """Register the built-in learning-rate schedules."""
+    register("linear-warmup", linear_warmup)
+    register("cosine", cosine)
+    register("exponential", exponential)
+    register("constant", constant)

@@ -40,6 +40,11 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
+def one_line(text: str) -> str:
+    """Collapse a message onto one line."""
+    return " ".join(str(text).split())
+
+
 def debug_enabled() -> bool:
     """Whether tracebacks were asked for (--debug or QAFRAME_DEBUG=1)."""
     return "--debug" in sys.argv[1:] or os.environ.get("QAFRAME_DEBUG", "") not in ("", "0")
@@ -60,8 +65,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as error:
+        where = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+        click.echo(f"Error: {one_line(error.format_message())}{where}", err=True)
+        sys.exit(error.exit_code)
     except click.ClickException as error:
-        error.show()
+        click.echo(f"Error: {one_line(error.format_message())}", err=True)
         sys.exit(error.exit_code)
     except UserError as error:
         if debug:
@@ -74,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:
         if debug:
             raise
-        click.echo(f"Internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)", err=True)
+        message = one_line(f"{type(error).__name__}: {error}")
+        click.echo(f"Internal error: {message} (rerun with --debug for the traceback)", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)  # --version and --help return their exit code
 

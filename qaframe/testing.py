@@ -109,10 +109,14 @@ def check_featurizer(featurizer: Featurizer, tokenizer, examples: Sequence[QAExa
             if offsets[start, 0] < 0:  # labelled at CLS: answer not in this window
                 continue
             example = examples[int(features.example_index[i])]
-            text = example.context[offsets[start, 0] : offsets[end, 1]]
             answer = example.answers[0]
-            assert answer.text.strip() in text or text in answer.text, (
-                f"window {i} of {example.id!r} labels {text!r}, gold is {answer.text!r}"
+            first = answer.start + len(answer.text) - len(answer.text.lstrip())
+            last = answer.end - (len(answer.text) - len(answer.text.rstrip()))
+            labelled = example.context[offsets[start, 0] : offsets[end, 1]]
+            # the label is the smallest token span covering the answer: its first token holds the
+            # answer's first character and its last token the answer's last character
+            assert offsets[start, 0] <= first < offsets[start, 1] and offsets[end, 0] < last <= offsets[end, 1], (
+                f"window {i} of {example.id!r} labels {labelled!r}, gold is {answer.text!r}"
             )
     return features
 

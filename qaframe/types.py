@@ -202,3 +202,25 @@ class Refiner(Protocol):
         A refiner may only move `end` inside the last token (`last_token_start < end`), so the
         result stays a non-empty substring of the context.
         """
+
+
+REFINER_STATE_FILE = "refiner.json"  # a TrainableRefiner's state, beside the saved model
+
+
+@runtime_checkable
+class TrainableRefiner(Refiner, Protocol):
+    """A Refiner that learns from the training answers; its state is plain JSON saved beside the model.
+
+    A run calls `fit(train_examples, tokenizer)` before evaluating and writes `to_json()` to
+    REFINER_STATE_FILE in the model folder; loading calls `load_json()` on a fresh instance. An
+    instance that was never fitted must still refine (e.g. by falling back to a rule).
+    """
+
+    def fit(self, examples: Sequence[QAExample], tokenizer: Any) -> None:
+        """Learn from the gold answers of `examples`, tokenized with the model's (fast) tokenizer."""
+
+    def to_json(self) -> dict:
+        """The learned state as a JSON-serializable dict."""
+
+    def load_json(self, data: dict) -> None:
+        """Restore the state written by `to_json()`; raises ValueError when `data` is not such a state."""

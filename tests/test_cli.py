@@ -50,7 +50,9 @@ def test_user_error_is_one_line_exit_2(with_failing_command, capsys, monkeypatch
 
 def test_bad_flag_is_exit_2(with_failing_command, capsys, monkeypatch):
     assert run_main(monkeypatch, ["failing", "--fail", "nope"]) == 2
-    assert "Invalid value for '--fail'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("Error: Invalid value for '--fail'")
+    assert "(see 'qaframe failing --help')" in err
 
 
 def test_debug_shows_the_traceback(with_failing_command, monkeypatch):

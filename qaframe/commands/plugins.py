@@ -6,14 +6,15 @@ import json
 
 import click
 
-from qaframe.plugins import KINDS, get_host
+from qaframe import plugins as plugin_module
+from qaframe.plugins import KINDS
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def plugins(as_json: bool) -> None:
     """List the registered corpora, featurizers, models, heads, optimizers, schedulers, metrics and refiners."""
-    rows = get_host().listing()
+    rows = plugin_module.get_host().listing()
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

@@ -1,0 +1,37 @@
+"""`qaframe evaluate`: score a saved model on a corpus split and write predictions.json and metrics.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model folder written by `qaframe run` (<output-dir>/model) or a Hugging Face QA folder.")
+@click.option("--corpus", required=True, help="Corpus to evaluate on (see `qaframe plugins`).")
+@click.option("--split", default="dev", show_default=True, help="Split of the corpus to score.")
+@click.option("--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where predictions.json, nbest_predictions.json and metrics.json go.")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the corpus files.")
+@click.option("--train-file", type=click.Path(dir_okay=False, path_type=Path), help="Training file, overriding the corpus's default.")
+@click.option("--dev-file", type=click.Path(dir_okay=False, path_type=Path), help="Dev file, overriding the corpus's default.")
+@click.option("--strict/--no-strict", default=False, help="Fail on records that loading would otherwise repair or skip.")
+@click.option("--refiner", help="Answer-boundary refiner, or `none`; default: the corpus's own.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Windows per forward pass.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow a model or tokenizer that runs code from its folder.")
+def evaluate(model_dir, corpus, split, output_dir, data_dir, train_file, dev_file, strict, refiner, batch_size, device,
+             cache_dir, trust_remote_code) -> None:
+    """Evaluate a saved model on a corpus split with the corpus's official metric (EM and F1, 0-100)."""
+    from qaframe.runner import evaluate_model, summary
+    from qaframe.types import CorpusOptions
+
+    metrics = evaluate_model(
+        model_dir, corpus, output_dir, split=split, options=CorpusOptions(data_dir, train_file, dev_file, strict),
+        refiner=refiner, batch_size=batch_size, device=device, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
+    )
+    click.echo(summary(metrics, output_dir))

@@ -1,0 +1,220 @@
+"""`qaframe inspect`: what a corpus looks like through a model's tokenizer and the sliding-window featurizer.
+
+Per split: examples, answers repaired and skipped while loading, windows per example, the
+share of answers wholly inside at least one window, the label round trip (the labelled token
+span decodes back through the offsets to exactly the gold text), token-length percentiles, and
+the exact-match ceiling per answer-boundary refiner.
+
+The ceiling is what a model that always picks the labelled token span would score: each
+answer's gold token span (from its first window that holds it) goes through the refiner as
+(start, end, last token's start) and counts when the text equals the gold answer exactly
+(stricter than the metric, which also forgives punctuation and spaces). "none" is the label
+round trip itself. Trainable refiners are fitted on the train split first (n/a without one).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+DEFAULT_MAX_SEQ_LENGTH = 384
+SHOWN_IDS = 5
+
+
+def percentiles(values: list[int]) -> dict[str, int]:
+    """p50, p90, p99 and max of token lengths."""
+    import numpy as np
+
+    if not values:
+        return {"p50": 0, "p90": 0, "p99": 0, "max": 0}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"p50": int(round(p50)), "p90": int(round(p90)), "p99": int(round(p99)), "max": int(max(values))}
+
+
+def token_lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Tokens per text, without special tokens, in one batched call."""
+    if not texts:
+        return []
+    encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def label_statistics(examples, features) -> dict:
+    """Windows per example, the share of answers inside a window and the share whose labels decode exactly."""
+    import numpy as np
+
+    windows = np.bincount(features.example_index, minlength=len(examples))
+    answerable = [i for i, e in enumerate(examples) if e.answers and not e.is_impossible]
+    inside, exact = np.zeros(len(examples), bool), np.ones(len(examples), bool)
+    for w in range(len(features)):
+        i = int(features.example_index[w])
+        start, end = int(features.start_positions[w]), int(features.end_positions[w])
+        offsets = features.offsets[features.row_splits[w] : features.row_splits[w + 1]]
+        if offsets[start, 0] < 0:
+            continue
+        inside[i] = True
+        exact[i] &= examples[i].context[offsets[start, 0] : offsets[end, 1]] == examples[i].answers[0].text
+    round_trip = inside & exact
+    missed = [examples[i].id for i in answerable if not round_trip[i]]
+
+    def share(mask) -> float | None:
+        return round(100.0 * float(mask[answerable].mean()), 2) if answerable else None
+
+    return {
+        "windows_per_example": {"mean": round(float(windows.mean()), 3) if len(examples) else 0.0, "max": int(windows.max(initial=0))},
+        "answerable": len(answerable),
+        "answer_in_window_pct": share(inside),
+        "label_round_trip_pct": share(round_trip),
+        "not_round_trip": len(missed),
+        "not_round_trip_ids": missed[:SHOWN_IDS],
+    }
+
+
+def gold_token_spans(examples, features) -> dict[int, tuple[int, int, int]]:
+    """Example index -> (start, end, last token's start) in characters of its labelled token span, first window holding it."""
+    spans: dict[int, tuple[int, int, int]] = {}
+    for w in range(len(features)):
+        i = int(features.example_index[w])
+        offsets = features.offsets[features.row_splits[w] : features.row_splits[w + 1]]
+        start, end = offsets[int(features.start_positions[w])], offsets[int(features.end_positions[w])]
+        if i not in spans and start[0] >= 0:
+            spans[i] = (int(start[0]), int(end[1]), int(end[0]))
+    return spans
+
+
+def exact_match_ceilings(examples, features, refiners: dict) -> dict[str, float | None]:
+    """Per refiner name: % of answerable examples whose refined gold token span is exactly the first gold answer.
+
+    A refiner None means no refinement; False (not measurable) and a split without answers report None.
+    """
+    answerable = [i for i, e in enumerate(examples) if e.answers and not e.is_impossible]
+    spans = gold_token_spans(examples, features)
+    ceilings: dict[str, float | None] = {}
+    for name, refiner in refiners.items():
+        if refiner is False or not answerable:
+            ceilings[name] = None
+            continue
+        exact = 0
+        for i in answerable:
+            if i not in spans:
+                continue
+            start, end, last_token_start = spans[i]
+            if refiner is not None:
+                start, end = refiner.refine(examples[i].context, start, end, last_token_start)
+            exact += examples[i].context[start:end] == examples[i].answers[0].text
+        ceilings[name] = round(100.0 * exact / len(answerable), 2)
+    return ceilings
+
+
+def build_refiners(host, tokenizer, train_examples) -> dict:
+    """No refiner ("none": None) and every registered refiner, trainable ones fitted on `train_examples`.
+
+    False marks a refiner that cannot be measured: trainable without a train split, or a name two plugins claim.
+    """
+    from qaframe.types import TrainableRefiner
+
+    registry = host.registry("refiner")
+    refiners: dict = {"none": None}
+    for name in registry.names():
+        refiner = False if registry.conflict(name) else registry.create(name)
+        if isinstance(refiner, TrainableRefiner):
+            if train_examples is None:
+                refiner = False
+            else:
+                refiner.fit(train_examples, tokenizer)
+        refiners[name] = refiner
+    return refiners
+
+
+def inspect_split(split, featurizer, tokenizer, refiners: dict) -> dict:
+    """Everything `inspect` reports about one loaded split."""
+    examples = split.examples
+    features = featurizer.featurize(examples, tokenizer)
+    contexts = list(dict.fromkeys(e.context for e in examples))
+    return {
+        "examples": len(examples),
+        "repaired": len(split.repaired),
+        "repaired_ids": split.repaired[:SHOWN_IDS],
+        "skipped": len(split.skipped),
+        "skipped_ids": [f"{record_id} ({reason})" for record_id, reason in split.skipped[:SHOWN_IDS]],
+        "windows": len(features),
+        **label_statistics(examples, features),
+        "question_tokens": percentiles(token_lengths(tokenizer, [e.question for e in examples])),
+        "context_tokens": percentiles(token_lengths(tokenizer, contexts)),
+        "contexts": len(contexts),
+        "exact_match_ceiling_pct": exact_match_ceilings(examples, features, refiners),
+    }
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} %"
+
+
+def _lengths(p: dict[str, int]) -> str:
+    return f"p50 {p['p50']}, p90 {p['p90']}, p99 {p['p99']}, max {p['max']}"
+
+
+def render(report: dict) -> str:
+    """The report as aligned plain text."""
+    s = report["settings"]
+    lines = [
+        f"corpus {report['corpus']}, model {report['model']} ({report['model_source']}), "
+        f"max_seq_length {s['max_seq_length']}, doc_stride {s['doc_stride']} (overlap), max_query_length {s['max_query_length']}"
+    ]
+    for name, r in report["splits"].items():
+        rows = [
+            ("examples", f"{r['examples']} ({r['answerable']} answerable, {r['contexts']} contexts)"),
+            ("answers repaired", f"{r['repaired']}" + (f": {', '.join(r['repaired_ids'])}" if r["repaired_ids"] else "")),
+            ("records skipped", f"{r['skipped']}" + (f": {'; '.join(r['skipped_ids'])}" if r["skipped_ids"] else "")),
+            ("windows", f"{r['windows']}; per example mean {r['windows_per_example']['mean']:.2f}, max {r['windows_per_example']['max']}"),
+            ("answer inside a window", _percent(r["answer_in_window_pct"])),
+            ("label round trip", _percent(r["label_round_trip_pct"]) + (f" (not exact: {', '.join(r['not_round_trip_ids'])})" if r["not_round_trip_ids"] else "")),
+            ("question tokens", _lengths(r["question_tokens"])),
+            ("context tokens", _lengths(r["context_tokens"])),
+            ("exact-match ceiling", ", ".join(f"{k} {_percent(v)}" for k, v in r["exact_match_ceiling_pct"].items())),
+        ]
+        lines.append(name)
+        lines.extend(f"  {label:<24}{value}" for label, value in rows)
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--corpus", "corpus_name", default="sample", show_default=True, help="Corpus name (see `qaframe plugins`).")
+@click.option("--model", "model_name", default="tiny", show_default=True, help="Model alias, local folder or hub id whose tokenizer to use.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Folder holding the corpus files (korquad).")
+@click.option("--train-file", type=click.Path(path_type=Path, dir_okay=False), help="Training file (squad-json, or instead of korquad's).")
+@click.option("--dev-file", type=click.Path(path_type=Path, dir_okay=False), help="Dev file (squad-json, or instead of korquad's).")
+@click.option("--max-seq-length", type=click.IntRange(min=8), help=f"Tokens per window [default: the model's position limit, at most {DEFAULT_MAX_SEQ_LENGTH}].")
+@click.option("--doc-stride", type=click.IntRange(min=0), default=128, show_default=True, help="OVERLAP in tokens between consecutive windows of a context (not the step).")
+@click.option("--max-query-length", type=click.IntRange(min=1), default=64, show_default=True, help="Questions are cut to this many tokens.")
+@click.option("--strict", is_flag=True, help="Stop at the first answer that needs repair or record that must be skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def inspect(corpus_name, model_name, data_dir, train_file, dev_file, max_seq_length, doc_stride, max_query_length, strict, as_json) -> None:
+    """Show how a corpus loads and tokenizes: repairs, windows, label round trip, token lengths, EM ceilings."""
+    from qaframe import plugins
+    from qaframe.features import build_featurizer
+    from qaframe.models import check_max_seq_length, load_config, load_tokenizer, position_limit, resolve_model
+    from qaframe.types import CorpusOptions, FeaturizerSettings
+
+    spec = resolve_model(model_name)
+    config = load_config(spec)
+    if max_seq_length is None:
+        max_seq_length = min(DEFAULT_MAX_SEQ_LENGTH, position_limit(spec, config) or DEFAULT_MAX_SEQ_LENGTH)
+    check_max_seq_length(spec, config, max_seq_length)
+    settings = FeaturizerSettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
+    featurizer = build_featurizer("sliding-window", settings)
+    options = CorpusOptions(data_dir=data_dir, train_file=train_file, dev_file=dev_file, strict=strict)
+    corpus = plugins.get_host().create("corpus", corpus_name, options)
+    tokenizer = load_tokenizer(spec)
+    splits = {name: corpus.load(name) for name in corpus.splits()}
+    refiners = build_refiners(plugins.get_host(), tokenizer, splits["train"].examples if "train" in splits else None)
+    report = {
+        "corpus": corpus_name,
+        "model": model_name,
+        "model_source": spec.source,
+        "settings": {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length},
+        "splits": {name: inspect_split(split, featurizer, tokenizer, refiners) for name, split in splits.items()},
+    }
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render(report))

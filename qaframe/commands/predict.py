@@ -1,0 +1,87 @@
+"""`qaframe predict`: answer one question (--question/--context) or many (--input FILE.jsonl) with a saved model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from qaframe.errors import UserError
+
+CHUNK = 256  # questions featurized and answered together when reading --input
+
+
+def read_questions(path: Path) -> list[dict]:
+    """The records of a JSON-lines file: {"id"?, "question", "context"} per line; UserError naming file and line."""
+    records = []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as error:
+        raise UserError(f"cannot read --input {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--input {path} is not UTF-8 text; save it as UTF-8 JSON lines") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{path} line {number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path} line {number}: expected a JSON object with question and context, got {type(record).__name__}")
+        for key in ("question", "context"):
+            if not isinstance(record.get(key), str) or not record[key].strip():
+                raise UserError(f"{path} line {number}: '{key}' must be a non-empty string")
+        records.append({"id": str(record.get("id", number)), "question": record["question"], "context": record["context"]})
+    return records
+
+
+@click.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Model folder written by `qaframe run` (<output-dir>/model) or a Hugging Face QA folder.")
+@click.option("--question", help="The question to answer (with --context).")
+@click.option("--context", help="The passage to find the answer in (with --question).")
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path),
+              help='JSON-lines file of questions, one {"id"?, "question", "context"} object per line.')
+@click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --input: write the answers as JSON lines here instead of standard output.")
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Answers per question, best first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (answers with score, start and end) instead of text; --input always writes JSON lines.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow a model or tokenizer that runs code from its folder.")
+def predict(model_dir, question, context, input_file, output_file, top_k, as_json, device, trust_remote_code) -> None:
+    """Answer questions about passages with a saved model; scores are probabilities among the n-best spans."""
+    if input_file is None and (question is None or context is None):
+        raise UserError("give --question and --context, or --input FILE.jsonl")
+    if input_file is not None and (question is not None or context is not None):
+        raise UserError("give either --question/--context or --input, not both")
+    if output_file is not None and input_file is None:
+        raise UserError("--output needs --input; a single answer is printed")
+    records = read_questions(input_file) if input_file else None
+    if records is None and not (question.strip() and context.strip()):
+        raise UserError("--question and --context must not be empty")
+
+    from qaframe import io
+    from qaframe.predictor import Predictor
+
+    predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
+    if records is None:
+        answers = predictor.answer([(question, context)], top_k=top_k)[0]
+        if as_json:
+            click.echo(json.dumps(answers, ensure_ascii=False))
+        else:
+            for answer in answers:
+                click.echo(f"{answer['text']}\t{answer['score']:.3f}")
+        return
+    lines = []
+    for first in range(0, len(records), CHUNK):
+        chunk = records[first : first + CHUNK]
+        answered = predictor.answer([(r["question"], r["context"]) for r in chunk], top_k=top_k)
+        lines += [json.dumps({"id": r["id"], "answers": a}, ensure_ascii=False) for r, a in zip(chunk, answered)]
+    text = "".join(line + "\n" for line in lines)
+    if output_file is not None:
+        io.write_text(output_file, text)
+        click.echo(f"{len(lines)} answers written to {output_file}", err=True)
+    else:
+        click.echo(text, nl=False)

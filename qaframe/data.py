@@ -1,0 +1,179 @@
+"""From Features to batches: per-batch padding, length-grouped batches, and the LightningDataModule.
+
+Features are stored unpadded; `PadCollator` pads each batch only to its longest window (on the
+tokenizer's padding side) and builds the attention mask. `LengthGroupedBatchSampler` puts
+windows of similar length in the same batch so that padding stays small; it is deterministic
+for a (seed, epoch) pair and shards whole batches across distributed ranks itself, so the
+Trainer runs with `use_distributed_sampler=False`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from qaframe.types import Features
+
+MEGA_BATCHES = 50  # windows are sorted by length inside groups of this many batches
+
+
+def example_lengths(features: Features) -> np.ndarray:
+    """Per window, the longest window of its example: sorting by it keeps an example's windows together.
+
+    Evaluation batches are ordered by this key (a stable sort, windows being stored example by
+    example), so a smoke-run limit on evaluation batches still covers whole examples.
+    """
+    longest = np.zeros(int(features.example_index.max()) + 1 if len(features) else 0, dtype=np.int64)
+    np.maximum.at(longest, features.example_index, features.lengths)
+    return longest[features.example_index]
+
+
+class PadCollator:
+    """Turns a list of window indices into padded tensors: input_ids, attention_mask, labels, window."""
+
+    def __init__(self, features: Features, pad_token_id: int, padding_side: str = "right"):
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        self.features = features
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+
+    def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        features = self.features
+        index = np.asarray(indices, dtype=np.int64)
+        starts = features.row_splits[index]
+        lengths = features.row_splits[index + 1] - starts
+        width = int(lengths.max())
+        shift = width - lengths if self.padding_side == "left" else np.zeros_like(lengths)
+        # one flat gather: row r, column c holds token starts[r] + c - shift[r] when that is inside the window
+        column = np.arange(width)[None, :] - shift[:, None]
+        inside = (column >= 0) & (column < lengths[:, None])
+        source = np.where(inside, starts[:, None] + column, 0)
+        input_ids = np.where(inside, features.input_ids[source], self.pad_token_id)
+        batch = {
+            "input_ids": torch.from_numpy(input_ids.astype(np.int64)),
+            "attention_mask": torch.from_numpy(inside.astype(np.int64)),
+            "start_positions": torch.from_numpy(features.start_positions[index] + shift),
+            "end_positions": torch.from_numpy(features.end_positions[index] + shift),
+            "window": torch.from_numpy(index),
+        }
+        if features.token_type_ids is not None:
+            batch["token_type_ids"] = torch.from_numpy(np.where(inside, features.token_type_ids[source], 0).astype(np.int64))
+        return batch
+
+
+class LengthGroupedBatchSampler(Sampler):
+    """Batches of window indices, grouped by length, shuffled per (seed, epoch), dealt out to ranks.
+
+    The sampler first forms global batches of `batch_size * num_replicas` windows; rank r of R
+    takes windows r, r+R, r+2R ... of each one. So R devices at batch size B see, step by step,
+    exactly the windows that one device sees at batch size R*B, and DDP's averaged gradient is
+    the same as the single device's (up to float summation order).
+
+    Training (`shuffle=True`): a seeded permutation is cut into groups of MEGA_BATCHES global
+    batches, each group sorted by length and cut into global batches; their order is shuffled
+    and the one holding the longest window goes first, so an out-of-memory error shows at step
+    one. Evaluation (`shuffle=False`): windows in order of `lengths` (pass
+    `example_lengths(features)` to keep examples whole). With `group_by_length=False` batches are
+    plain random (or sequential) slices. A rank whose share of the last global batch would be
+    empty repeats that batch's first window (evaluation collects logits by window index, so a
+    repeat counts once).
+    """
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int = 0,
+                 group_by_length: bool = True, num_replicas: int = 1, rank: int = 0):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+
+    @property
+    def sampler(self) -> "LengthGroupedBatchSampler":
+        """Lightning calls `set_epoch` on `dataloader.batch_sampler.sampler`; that is this object."""
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffle of this epoch (Lightning calls this at every epoch start)."""
+        self.epoch = epoch
+
+    def global_batches(self) -> list[np.ndarray]:
+        """Every global batch (all ranks together) of this epoch, in order."""
+        n, size = len(self.lengths), self.batch_size * self.num_replicas
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.shuffle:
+            order = rng.permutation(n)
+            if self.group_by_length:
+                group = size * MEGA_BATCHES
+                chunks = [order[i : i + group] for i in range(0, n, group)]
+                order = np.concatenate([c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks]) if n else order
+        else:
+            order = np.argsort(self.lengths, kind="stable") if self.group_by_length else np.arange(n)
+        batches = [order[i : i + size] for i in range(0, n, size)]
+        if self.shuffle and batches:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+            longest = max(range(len(batches)), key=lambda i: self.lengths[batches[i]].max())
+            batches.insert(0, batches.pop(longest))
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.global_batches():
+            share = batch[self.rank :: self.num_replicas]
+            yield (share if len(share) else batch[:1]).tolist()
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / (self.batch_size * self.num_replicas))
+
+
+class QADataModule(pl.LightningDataModule):
+    """Train and dev Features as DataLoaders with per-batch padding and length-grouped batches."""
+
+    def __init__(self, train: Features | None, dev: Features | None, *, pad_token_id: int, padding_side: str = "right",
+                 train_batch_size: int = 32, eval_batch_size: int = 64, seed: int = 0, group_by_length: bool = True,
+                 num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        self.train_features = train
+        self.dev_features = dev
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+        self.train_batch_size = train_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+
+    def _shard(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, features: Features, batch_size: int, shuffle: bool) -> DataLoader:
+        replicas, rank = self._shard()
+        sampler = LengthGroupedBatchSampler(
+            features.lengths if shuffle else example_lengths(features), batch_size, shuffle=shuffle, seed=self.seed, group_by_length=self.group_by_length,
+            num_replicas=replicas, rank=rank,
+        )
+        return DataLoader(
+            range(len(features)),
+            batch_sampler=sampler,
+            collate_fn=PadCollator(features, self.pad_token_id, self.padding_side),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled, length-grouped training batches of this rank."""
+        return self._loader(self.train_features, self.train_batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        """Dev batches of this rank, sorted by length, each example's windows together."""
+        return self._loader(self.dev_features, self.eval_batch_size, shuffle=False)

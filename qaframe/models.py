@@ -1,0 +1,94 @@
+"""What `--model NAME` means: an alias, a local folder or a hub id; loading its tokenizer and config; its position limit.
+
+transformers is imported inside the functions so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from qaframe import plugins
+from qaframe.errors import UserError
+from qaframe.registry import first_line
+from qaframe.types import ModelSpec
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
+OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm"}
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """An alias from the `model` registry, else an existing local folder, else a hub id."""
+    registry = plugins.get_host().registry("model")
+    if name in registry:
+        return registry.create(name)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return ModelSpec(source=str(path), description=f"local folder {path}")
+    looks_like_path = name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1
+    if looks_like_path or path.exists():
+        raise UserError(f"--model {name}: no such model folder; pass an existing folder, a hub id or one of: {', '.join(registry.names())}")
+    if "/" not in name and difflib.get_close_matches(name, registry.names(), n=1, cutoff=0.75):
+        raise UserError(registry.unknown_message(name))
+    if not HUB_ID.match(name):
+        raise UserError(f"--model {name!r} is neither a registered alias, a folder nor a hub id; available aliases: {', '.join(registry.names())}")
+    return ModelSpec(source=name, description=f"hub id {name}")
+
+
+def _cannot_load(what: str, spec: ModelSpec, error: Exception) -> UserError:
+    where = "the folder" if Path(spec.source).is_dir() else "the hub id; without network, pass a local model folder instead"
+    return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {first_line(str(error)) or type(error).__name__}")
+
+
+def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
+    """The model's fast tokenizer; UserError when it cannot be found or only a slow one exists."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as error:
+        raise _cannot_load("tokenizer", spec, error) from error
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):  # transformers 5 builds an empty one when files are missing
+        raise UserError(
+            f"the tokenizer of model '{spec.source}' has no vocabulary (only {len(tokenizer)} special tokens); "
+            "the folder lacks its tokenizer files (tokenizer.json or vocab.txt with tokenizer_config.json)"
+        )
+    if not getattr(tokenizer, "is_fast", False):
+        raise UserError(
+            f"model '{spec.source}' has only a slow tokenizer ({type(tokenizer).__name__}); "
+            "qaframe needs a fast (tokenizers-backed) one for offsets: pick a model that ships tokenizer.json or a fast tokenizer class"
+        )
+    return tokenizer
+
+
+def load_config(spec: ModelSpec, *, trust_remote_code: bool = False):
+    """The model's transformers config; UserError when it cannot be found."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as error:
+        raise _cannot_load("config", spec, error) from error
+
+
+def position_limit(spec: ModelSpec, config) -> int | None:
+    """The longest sequence the model can take: the alias's limit and the config's position table, whichever is lower."""
+    limits = [spec.max_positions] if spec.max_positions else []
+    table = getattr(config, "max_position_embeddings", None)
+    if isinstance(table, int) and table > 0:
+        if getattr(config, "model_type", None) in OFFSET_POSITIONS:
+            table -= (getattr(config, "pad_token_id", None) or 0) + 1
+        limits.append(table)
+    return min(limits) if limits else None
+
+
+def check_max_seq_length(spec: ModelSpec, config, max_seq_length: int) -> None:
+    """UserError naming both numbers when max_seq_length exceeds the model's position limit."""
+    limit = position_limit(spec, config)
+    if limit is not None and max_seq_length > limit:
+        raise UserError(
+            f"--max-seq-length {max_seq_length} exceeds the {limit} positions of model '{spec.source}'; "
+            f"use --max-seq-length {limit} or less"
+        )

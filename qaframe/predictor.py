@@ -1,0 +1,162 @@
+"""Predictor: a saved model answering questions, shared by `qaframe predict`, `qaframe evaluate` and `qaframe serve`.
+
+A model folder written by `qaframe run` (`<output>/model/`) holds the save_pretrained files, the
+tokenizer and `qaframe.json` (head, featurizer and its settings, decoding sizes, refiner,
+corpus). A plain Hugging Face question-answering folder without `qaframe.json` works too, with
+the `span` head, the `sliding-window` featurizer and no refiner. Long contexts are cut into the
+same overlapping windows as in training and the best span of all windows wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from qaframe import plugins
+from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
+from qaframe.decoding import postprocess
+from qaframe.errors import UserError
+from qaframe.features import build_featurizer
+from qaframe.models import load_tokenizer
+from qaframe.task import UNSEEN, left_aligned
+from qaframe.types import Features, FeaturizerSettings, ModelSpec, QAExample
+
+METADATA_FILE = "qaframe.json"
+
+
+def autocast(device: Any, precision: str):
+    """The autocast context for a Lightning-style precision name ('bf16-mixed', '16-mixed', else none)."""
+    dtypes = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+    if precision not in dtypes:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtypes[precision])
+
+
+def window_logits(model, features: Features, *, pad_token_id: int, padding_side: str = "right", batch_size: int = 64,
+                  device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end logits of every window as (windows, longest window) float32 arrays, left-aligned.
+
+    Batches run shortest first, each example's windows together; `limit_batches` (a count, or a fraction of the batches) stops
+    early for smoke runs. Returns (start, end, seen) where `seen` marks the windows computed.
+    """
+    batches = list(LengthGroupedBatchSampler(example_lengths(features), batch_size, shuffle=False))
+    if limit_batches is not None:
+        count = int(limit_batches * len(batches)) if isinstance(limit_batches, float) else int(limit_batches)
+        batches = batches[: max(1, count)]
+    collate = PadCollator(features, pad_token_id, padding_side)
+    width = int(features.lengths.max())
+    start_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
+    end_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
+    seen = np.zeros(len(features), dtype=bool)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast(device, precision):
+            for indices in batches:
+                batch = {k: v.to(device) for k, v in collate(indices).items()}
+                inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+                output = model(**inputs)
+                rows = batch["window"].cpu().numpy()
+                for kept, logits in ((start_all, output.start_logits), (end_all, output.end_logits)):
+                    aligned = left_aligned(logits.float(), batch["attention_mask"]).cpu().numpy()
+                    kept[rows, : aligned.shape[1]] = aligned
+                seen[rows] = True
+    finally:
+        model.train(was_training)
+    return start_all, end_all, seen
+
+
+class Predictor:
+    """A loaded QA model with its tokenizer, featurizer and decoding settings; `answer()` is thread-safe."""
+
+    def __init__(self, model, tokenizer, featurizer, *, name: str, refiner=None, n_best_size: int = 20,
+                 max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, precision: str = "32",
+                 metadata: dict | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.featurizer = featurizer
+        self.name = name
+        self.refiner = refiner
+        self.n_best_size = n_best_size
+        self.max_answer_length = max_answer_length
+        self.device = device
+        self.batch_size = batch_size
+        self.precision = precision
+        self.metadata = metadata or {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, folder: str | Path, *, device: str = "cpu", trust_remote_code: bool = False) -> "Predictor":
+        """Load a model folder (qaframe's or a plain Hugging Face QA one) onto `device`."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UserError(f"model folder {folder} does not exist; pass the model/ folder that `qaframe run` wrote")
+        metadata = read_metadata(folder)
+        spec = ModelSpec(source=str(folder))
+        host = plugins.get_host()
+        tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+        model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
+        model.to(device).eval()
+        settings = metadata.get("featurizer_settings")
+        if settings is None:
+            positions = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 512
+            settings = {"max_seq_length": min(384, positions), "doc_stride": 128, "max_query_length": 64}
+        featurizer = build_featurizer(metadata.get("featurizer", "sliding-window"), FeaturizerSettings(**settings))
+        refiner_name = metadata.get("refiner", "none")
+        refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
+        precision = "bf16-mixed" if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported() else "32"
+        name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
+        return cls(
+            model, tokenizer, featurizer, name=name, refiner=refiner,
+            n_best_size=int(metadata.get("n_best_size", 20)), max_answer_length=int(metadata.get("max_answer_length", 30)),
+            device=device, precision=precision, metadata=metadata,
+        )
+
+    def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
+        """Left-aligned start and end logits of every window."""
+        start, end, _ = window_logits(
+            self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0, padding_side=self.tokenizer.padding_side,
+            batch_size=self.batch_size, device=self.device, precision=self.precision,
+        )
+        return start, end
+
+    def answer(self, items: Sequence[tuple[str, str]], top_k: int = 1) -> list[list[dict]]:
+        """For each (question, context), up to `top_k` answers {text, score (0-1), start, end}, best first."""
+        if not items:
+            return []
+        examples = [QAExample(id=str(i), title="", question=q, context=c) for i, (q, c) in enumerate(items)]
+        with self._lock:  # fast tokenizers and the model are not safe to call from several threads at once
+            features = self.featurizer.featurize(examples, self.tokenizer)
+            start, end = self.logits(features)
+        decoded = postprocess(
+            examples, features, start, end, refiner=self.refiner,
+            n_best_size=max(self.n_best_size, top_k), max_answer_length=self.max_answer_length,
+        )
+        return [
+            [
+                {"text": c["text"], "score": float(c["probability"]), "start": int(c["start"]), "end": int(c["end"])}
+                for c in decoded.nbest.get(e.id, []) if c["text"]
+            ][:top_k]
+            for e in examples
+        ]
+
+
+def read_metadata(folder: Path) -> dict:
+    """qaframe.json of a model folder, or {} when the folder is a plain Hugging Face one."""
+    path = folder / METADATA_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"cannot read {path}: {error}; rewrite it or delete it to use the defaults") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data

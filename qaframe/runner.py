@@ -1,0 +1,364 @@
+"""The run: resolve names -> corpus -> features (cached) -> QATask -> Trainer -> best checkpoint -> outputs.
+
+`run(config)` does what `qaframe run` does and `evaluate_model(...)` what `qaframe evaluate`
+does. Everything cheap that can fail (unknown names, a model that cannot be found, a
+max_seq_length above the model's position limit, a bad --resume) fails before featurizing.
+
+Checkpoints. ModelCheckpoint keeps the best by val_f1 and last.ckpt in <output>/checkpoints.
+Lightning 2.6 reads a checkpoint with `torch.load(path, weights_only=...)` (lightning_fabric's
+`_load`); `fit(ckpt_path=..., weights_only=True)` is passed explicitly, and the best checkpoint
+is read here with `torch.load(..., weights_only=True)`, so nothing in a checkpoint is unpickled
+beyond tensors and plain containers. QATask stores no hyperparameters (nothing to pickle):
+the config lives in config.yaml.
+
+The final evaluation runs on global rank 0 only, in one process, with the best weights (a
+plain inference loop, see qaframe.predictor.window_logits), so it is the same for every
+strategy; the other ranks return after training.
+
+Outputs are written atomically (qaframe.io), metrics.json last: its presence means the run
+completed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+
+from qaframe import io, plugins
+from qaframe.config import RunConfig
+from qaframe.data import QADataModule
+from qaframe.errors import UserError
+from qaframe.features import build_featurizer, load_or_build
+from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
+from qaframe.predictor import Predictor, window_logits
+from qaframe.task import Evaluator, QATask
+from qaframe.types import CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings
+
+Echo = Callable[[str], None]
+RESULT_FILES = ("metrics.json", "predictions.json", "nbest_predictions.json")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the resolved config, the output folder and the final metrics (rank 0)."""
+
+    config: RunConfig
+    output_dir: Path
+    metrics: dict[str, Any]
+    is_global_zero: bool = True
+
+
+def build_scheduler(factory: Callable, warmup_ratio: float, optimizer, total_steps: int):
+    """Call a scheduler factory with SchedulerSettings for `total_steps` optimizer steps."""
+    return factory(optimizer, SchedulerSettings(total_steps=total_steps, warmup_steps=int(warmup_ratio * total_steps)))
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """`auto` -> bf16-mixed on a CUDA GPU that supports it, else 32; other values pass through."""
+    if precision != "auto":
+        return precision
+    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32"
+
+
+def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
+    """The checkpoint path for --resume (a file, or `last`); refuses to overwrite an earlier run's checkpoints."""
+    checkpoints = output_dir / "checkpoints"
+    if resume is None:
+        if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
+            raise UserError(
+                f"{checkpoints} already holds checkpoints of an earlier run; pass --resume last to continue it, "
+                "or choose another --output-dir"
+            )
+        return None
+    path = checkpoints / "last.ckpt" if resume == "last" else Path(resume)
+    if not path.is_file():
+        raise UserError(f"--resume {resume}: no checkpoint at {path}; start without --resume, or pass an existing .ckpt file")
+    return str(path)
+
+
+def _load_split(corpus, name: str, split: str, echo: Echo):
+    if split not in corpus.splits():
+        raise UserError(f"corpus '{name}' has no '{split}' split (it has: {', '.join(corpus.splits())})")
+    loaded = corpus.load(split)
+    if loaded.repaired or loaded.skipped:
+        echo(f"{split}: repaired {len(loaded.repaired)} answer offsets, skipped {len(loaded.skipped)} records"
+             + (f" (first: {loaded.skipped[0][0]}: {loaded.skipped[0][1]})" if loaded.skipped else ""))
+    return loaded
+
+
+def _features(featurizer, tokenizer, loaded, split: str, cache_dir: Path, overwrite: bool, echo: Echo):
+    start = time.perf_counter()
+    features, hit = load_or_build(featurizer, tokenizer, loaded, cache_dir, overwrite=overwrite)
+    source = "from cache" if hit else f"built in {time.perf_counter() - start:.1f}s"
+    echo(f"{split}: {len(loaded.examples)} examples -> {len(features)} windows ({source})")
+    return features
+
+
+def peak_memory_mb(device_type: str) -> float:
+    """Peak GPU memory allocated (CUDA) or peak resident memory of this process (CPU), in MiB."""
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
+    """Train, pick the best checkpoint by dev F1, evaluate it and write every output; see the module docstring."""
+    host = plugins.get_host()
+    for kind in ("featurizer", "head", "optimizer", "scheduler"):
+        host.registry(kind).get(getattr(config, kind))
+    corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
+    metric = host.create("metric", corpus.metric)
+    refiner_name = config.refiner or corpus.refiner
+    refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
+    spec = resolve_model(config.model)
+    model_config = load_config(spec, trust_remote_code=config.trust_remote_code)
+    check_max_seq_length(spec, model_config, config.max_seq_length)
+    tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code)
+    config = dataclasses.replace(
+        config.with_model_defaults(spec.random_init), refiner=refiner_name,
+        output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
+    )
+    output_dir = config.output_dir
+    resume = resolve_resume(config.resume, output_dir)
+
+    settings = FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length)
+    featurizer = build_featurizer(config.featurizer, settings)
+    cache_dir = config.cache_dir
+    train_split = _load_split(corpus, config.corpus, "train", echo)
+    dev_split = _load_split(corpus, config.corpus, "dev", echo)
+    train = _features(featurizer, tokenizer, train_split, "train", cache_dir, config.overwrite_cache, echo)
+    dev = _features(featurizer, tokenizer, dev_split, "dev", cache_dir, config.overwrite_cache, echo)
+
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    model = host.create("head", config.head, spec, pretrained=resume is None and not spec.random_init)
+    if config.compile:
+        model.compile(dynamic=True)
+    optimizer_factory = host.registry("optimizer").get(config.optimizer).factory
+    scheduler_factory = host.registry("scheduler").get(config.scheduler).factory
+    evaluator = Evaluator(dev_split.examples, dev, metric, refiner, config.n_best_size, config.max_answer_length)
+    task = QATask(
+        model,
+        optimizer_factory=partial(_build_optimizer, optimizer_factory, OptimizerSettings(config.learning_rate, config.weight_decay)),
+        scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
+        evaluator=evaluator,
+    )
+    trainer, checkpoint, clock = _trainer(config, output_dir)
+    datamodule = QADataModule(
+        train, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
+        train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
+        group_by_length=config.group_by_length, num_workers=config.num_workers,
+        pin_memory=trainer.strategy.root_device.type == "cuda",
+    )
+    if trainer.is_global_zero:
+        for stale in RESULT_FILES:  # results of an earlier run must not pass for this one's
+            (output_dir / stale).unlink(missing_ok=True)
+        io.write_text(output_dir / "config.yaml", config.to_yaml())
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    if not trainer.is_global_zero:
+        return RunResult(config, output_dir, {}, is_global_zero=False)
+
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        task.load_state_dict(state)
+    device = trainer.strategy.root_device
+    model.to(device)
+    eval_start = time.perf_counter()
+    start, end, seen = window_logits(
+        model, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
+        batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
+        limit_batches=config.limit_val_batches,
+    )
+    evaluation = evaluator.evaluate(start, end, seen)
+    metrics = {
+        **{k: evaluation.scores[k] for k in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
+        "metric": corpus.metric,
+        "corpus": config.corpus,
+        "split": "dev",
+        "model": config.model,
+        "examples": evaluation.scores["examples"],
+        "refiner": refiner_name,
+        "best_checkpoint": Path(best).name if best else None,
+        "epochs": trainer.current_epoch,
+        "optimizer_steps": trainer.global_step,
+        "train_seconds": round(clock.train_seconds, 2),
+        "train_windows": clock.windows * trainer.world_size,
+        "train_windows_per_second": round(clock.windows * trainer.world_size / max(clock.train_seconds, 1e-9), 1),
+        "eval_seconds": round(time.perf_counter() - eval_start, 2),
+        "precision": str(trainer.precision),
+        "devices": trainer.world_size,
+        "peak_memory_mb": round(peak_memory_mb(device.type), 1),
+    }
+    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings))
+    write_outputs(output_dir, evaluation, metrics)
+    return RunResult(config, output_dir, metrics)
+
+
+def _build_optimizer(factory: Callable, settings: OptimizerSettings, model):
+    return factory(model, settings)
+
+
+def _trainer(config: RunConfig, output_dir: Path):
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints", filename="best-epoch{epoch}-f1{val_f1:.2f}", auto_insert_metric_name=False,
+        monitor="val_f1", mode="max", save_top_k=1, save_last=True,
+    )
+    clock = TrainClock()
+    limits = {k: v for k in ("limit_train_batches", "limit_val_batches") if (v := getattr(config, k)) is not None}
+    try:
+        trainer = pl.Trainer(
+            accelerator=config.accelerator, devices=config.devices, strategy=config.strategy, num_nodes=config.num_nodes,
+            precision=resolve_precision(config.precision, config.accelerator),
+            max_epochs=config.max_epochs, max_steps=config.max_steps,
+            accumulate_grad_batches=config.accumulate_grad_batches,
+            gradient_clip_val=config.gradient_clip_val or None,
+            callbacks=[checkpoint, EpochSeed(config.seed), clock],
+            logger=CSVLogger(output_dir, name="logs"),
+            default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
+            enable_model_summary=False, **limits,
+        )
+    except (ValueError, RuntimeError) as error:  # Lightning's MisconfigurationException is a ValueError
+        raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
+                        f"--strategy {config.strategy}: {' '.join(str(error).split())}") from None
+    return trainer, checkpoint, clock
+
+
+class EpochSeed(Callback):
+    """Reseeds torch at every epoch start from (seed, epoch), so a run resumed at an epoch boundary matches an uninterrupted one."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        torch.manual_seed(self.seed * 1000 + trainer.current_epoch)
+
+
+class TrainClock(Callback):
+    """Counts training windows and the wall time of training, evaluation excluded."""
+
+    def __init__(self):
+        self.windows = 0
+        self.train_seconds = 0.0
+        self._started = 0.0
+        self._paused = 0.0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.windows += len(batch["window"])
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._paused = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._started += time.perf_counter() - self._paused
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.train_seconds = time.perf_counter() - self._started
+
+
+def model_metadata(config: RunConfig, settings: FeaturizerSettings) -> dict[str, Any]:
+    """The qaframe.json of an exported model: how to featurize, decode and refine for it."""
+    return {
+        "head": config.head,
+        "featurizer": config.featurizer,
+        "featurizer_settings": dataclasses.asdict(settings),
+        "max_answer_length": config.max_answer_length,
+        "n_best_size": config.n_best_size,
+        "refiner": config.refiner,
+        "corpus": config.corpus,
+        "base_model": config.model,
+    }
+
+
+def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any]) -> None:
+    """Write save_pretrained files, the tokenizer and qaframe.json into `folder`, replacing it as a whole."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the exported model is meant to be shared
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        io.write_json(staging / "qaframe.json", metadata)
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+            folder.rename(old / folder.name)
+            staging.rename(folder)
+            shutil.rmtree(old)
+        else:
+            staging.rename(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def write_outputs(output_dir: Path, evaluation, metrics: dict[str, Any]) -> None:
+    """predictions.json ({id: text}), nbest_predictions.json, then metrics.json (last: it marks completion)."""
+    io.write_json(output_dir / "predictions.json", evaluation.predictions)
+    io.write_json(output_dir / "nbest_predictions.json", evaluation.nbest)
+    io.write_json(output_dir / "metrics.json", metrics)
+
+
+def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split: str = "dev",
+                   options: CorpusOptions = CorpusOptions(), refiner: str | None = None, batch_size: int = 64,
+                   device: str = "cpu", cache_dir: Path | None = None, trust_remote_code: bool = False,
+                   echo: Echo = _stderr) -> dict[str, Any]:
+    """Score a saved model on a corpus split; writes predictions.json, nbest_predictions.json and metrics.json."""
+    host = plugins.get_host()
+    corpus = host.create("corpus", corpus_name, options)
+    metric = host.create("metric", corpus.metric)
+    refiner_name = refiner or corpus.refiner
+    refiner_obj = None if refiner_name == "none" else host.create("refiner", refiner_name)
+    predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
+    predictor.batch_size = batch_size
+    loaded = _load_split(corpus, corpus_name, split, echo)
+    for stale in RESULT_FILES:
+        (output_dir / stale).unlink(missing_ok=True)
+    cache = cache_dir or RunConfig().resolved_cache_dir()
+    features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
+    start_time = time.perf_counter()
+    start, end = predictor.logits(features)
+    evaluator = Evaluator(loaded.examples, features, metric, refiner_obj, predictor.n_best_size, predictor.max_answer_length)
+    evaluation = evaluator.evaluate(start, end)
+    metrics = {
+        **{k: evaluation.scores[k] for k in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
+        "metric": corpus.metric,
+        "corpus": corpus_name,
+        "split": split,
+        "model": str(model_dir),
+        "examples": evaluation.scores["examples"],
+        "refiner": refiner_name,
+        "eval_seconds": round(time.perf_counter() - start_time, 2),
+    }
+    write_outputs(output_dir, evaluation, metrics)
+    return metrics
+
+
+def summary(metrics: dict[str, Any], output_dir: Path) -> str:
+    """The lines `qaframe run` and `qaframe evaluate` print at the end."""
+    return (
+        f"exact match {metrics['exact_match']:.2f}  F1 {metrics['f1']:.2f}  "
+        f"({metrics['metric']} metric, {metrics['examples']} {metrics.get('split', 'dev')} examples of {metrics['corpus']})\n"
+        f"outputs: {output_dir}  (metrics.json, predictions.json"
+        + (", model/" if (output_dir / "model").is_dir() else "") + ")"
+    )
+

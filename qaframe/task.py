@@ -1,0 +1,184 @@
+"""QATask, the LightningModule: the model logic only (loss, optimizer wiring, evaluation over windows).
+
+The model comes from a head factory and the optimizer and scheduler from injected factories
+(the runner builds all three from the registries). The scheduler is returned under
+`lr_scheduler` with interval "step", so it steps once per optimizer step.
+
+Evaluation under several processes (DDP): every rank evaluates its own shard of the dev
+windows (the batch sampler shards them), keeps each window's start/end logits under its window
+index, and at the end of the epoch the logits of all ranks are gathered (`all_gather`), so
+every rank holds the logits of every window, decodes them and computes the same metrics. The
+logged values are therefore identical on all ranks and need no further reduction; windows
+repeated to even out the shards are written twice to the same slot, so they count once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from qaframe.decoding import postprocess
+from qaframe.types import Features, Metric, QAExample, Refiner
+
+UNSEEN = -1e4  # logit given to the columns of windows that evaluation did not reach (smoke-run limits)
+
+
+@dataclass
+class Evaluation:
+    """Scores of one evaluation pass and the decoded answers they came from."""
+
+    scores: dict[str, float]  # exact_match, f1 (refined), exact_match_raw, f1_raw, examples
+    predictions: dict[str, str]
+    nbest: dict[str, list[dict]]
+    raw_predictions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluator:
+    """Decodes the logits of every dev window and scores the answers with the corpus's metric."""
+
+    examples: Sequence[QAExample]
+    features: Features
+    metric: Metric
+    refiner: Refiner | None = None
+    n_best_size: int = 20
+    max_answer_length: int = 30
+
+    @cached_property
+    def width(self) -> int:
+        """Columns of the logit arrays: the longest window."""
+        return int(self.features.lengths.max())
+
+    def evaluate(self, start_logits: np.ndarray, end_logits: np.ndarray, seen: np.ndarray | None = None) -> Evaluation:
+        """Decode (windows, width) left-aligned logits; score the examples whose windows were all `seen`."""
+        decoded = postprocess(
+            self.examples, self.features, start_logits, end_logits,
+            refiner=self.refiner, n_best_size=self.n_best_size, max_answer_length=self.max_answer_length,
+        )
+        complete = np.ones(len(self.examples), dtype=bool)
+        if seen is not None:
+            complete[self.features.example_index[~seen]] = False
+        scored = [e for e, ok in zip(self.examples, complete) if ok and e.answers]
+        references = {e.id: [a.text for a in e.answers] for e in scored}
+        refined = self.metric.compute({e.id: decoded.predictions[e.id] for e in scored}, references)
+        raw = self.metric.compute({e.id: decoded.raw_predictions[e.id] for e in scored}, references)
+        scores = {
+            "exact_match": float(refined["exact_match"]),
+            "f1": float(refined["f1"]),
+            "exact_match_raw": float(raw["exact_match"]),
+            "f1_raw": float(raw["f1"]),
+            "examples": len(scored),
+        }
+        keep = {e.id for e in scored}
+        return Evaluation(
+            scores,
+            {k: v for k, v in decoded.predictions.items() if k in keep},
+            {k: v for k, v in decoded.nbest.items() if k in keep},
+            {k: v for k, v in decoded.raw_predictions.items() if k in keep},
+        )
+
+
+def left_aligned(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Shift each row so column j is token j of its window, whatever side the batch was padded on."""
+    width = logits.shape[1]
+    first = attention_mask.int().argmax(dim=1, keepdim=True)  # 0 for right padding, the pad count for left
+    index = (torch.arange(width, device=logits.device)[None, :] + first).clamp(max=width - 1)
+    return logits.gather(1, index)
+
+
+class QATask(pl.LightningModule):
+    """Extractive QA training: mean start/end cross-entropy, injected optimizer/scheduler, EM/F1 on dev."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        optimizer_factory: Callable[[torch.nn.Module], torch.optim.Optimizer],
+        scheduler_factory: Callable[[torch.optim.Optimizer, int], Any] | None = None,
+        evaluator: Evaluator | None = None,
+    ):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer_factory
+        self.scheduler_factory = scheduler_factory
+        self.evaluator = evaluator
+        self.last_evaluation: Evaluation | None = None
+        self._windows: list[torch.Tensor] = []
+        self._start: list[torch.Tensor] = []
+        self._end: list[torch.Tensor] = []
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float32 start and end logits with padding positions masked out."""
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+        output = self.model(**inputs)
+        padding = batch["attention_mask"] == 0
+        start = output.start_logits.float().masked_fill(padding, torch.finfo(torch.float32).min)
+        end = output.end_logits.float().masked_fill(padding, torch.finfo(torch.float32).min)
+        return start, end
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Mean of the start and end cross-entropy."""
+        start, end = self(batch)
+        loss = (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(start))
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """The injected optimizer, and the scheduler under `lr_scheduler`, stepped every optimizer step."""
+        optimizer = self.optimizer_factory(self.model)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+
+    # -- evaluation ------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        self._windows, self._start, self._end = [], [], []
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Keep this batch's left-aligned logits under their window indices."""
+        start, end = self(batch)
+        width = self.evaluator.width
+        mask = batch["attention_mask"]
+        for kept, logits in ((self._start, start), (self._end, end)):
+            aligned = left_aligned(logits, mask)[:, :width]
+            kept.append(F.pad(aligned, (0, width - aligned.shape[1]), value=UNSEEN).cpu())
+        self._windows.append(batch["window"].cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        """Gather every rank's logits, decode, score and log val_exact_match, val_f1 and the raw scores."""
+        if self.evaluator is None or not self._windows:
+            return
+        windows, start, end = torch.cat(self._windows), torch.cat(self._start), torch.cat(self._end)
+        if self.trainer.world_size > 1:
+            windows, start, end = self._gather(windows, start, end)
+        total, width = len(self.evaluator.features), self.evaluator.width
+        start_all = np.full((total, width), UNSEEN, dtype=np.float32)
+        end_all = np.full((total, width), UNSEEN, dtype=np.float32)
+        seen = np.zeros(total, dtype=bool)
+        index = windows.numpy()
+        start_all[index], end_all[index], seen[index] = start.numpy(), end.numpy(), True
+        self.last_evaluation = self.evaluator.evaluate(start_all, end_all, seen)
+        scores = self.last_evaluation.scores
+        self.log("val_f1", scores["f1"], prog_bar=True)
+        self.log("val_exact_match", scores["exact_match"], prog_bar=True)
+        self.log("val_f1_raw", scores["f1_raw"])
+        self.log("val_exact_match_raw", scores["exact_match_raw"])
+        self._windows, self._start, self._end = [], [], []
+
+    def _gather(self, windows, start, end):
+        """All ranks' (window, logits) rows, padded to the longest shard for all_gather and unpadded again."""
+        counts = self.all_gather(torch.tensor(len(windows), device=self.device))
+        longest = int(counts.max())
+        pad = longest - len(windows)
+        rows = [F.pad(windows, (0, pad), value=-1), F.pad(start, (0, 0, 0, pad)), F.pad(end, (0, 0, 0, pad))]
+        gathered = [self.all_gather(t.to(self.device)).cpu() for t in rows]
+        windows, start, end = (g.reshape(-1, *g.shape[2:]) for g in gathered)
+        keep = windows >= 0
+        return windows[keep], start[keep], end[keep]

@@ -1,0 +1,165 @@
+"""Atomic outputs: a write that fails or is killed half-way never leaves a cache entry, metrics.json or predictions.json that looks complete.
+
+Damaged and altered cache entries (checksum) are covered in tests/test_feature_cache.py; here
+the writers themselves are interrupted: by an exception, and by SIGKILL in a real process
+half-way through writing the temporary file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qaframe import io
+from qaframe.cli import main
+from qaframe.errors import UserError
+from qaframe.features import cache_path, load_or_build
+from qaframe.types import Answer, CorpusSplit, FeaturizerSettings, QAExample
+from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+
+MINI = Path(__file__).parent / "fixtures"
+TINY_RUN = ["run", "--corpus", "squad-json", "--train-file", str(MINI / "korquad_mini_train.json"),
+            "--dev-file", str(MINI / "korquad_mini_dev.json"), "--model", "tiny", "--accelerator", "cpu",
+            "--max-seq-length", "64", "--doc-stride", "16", "--max-query-length", "16", "--max-epochs", "1",
+            "--max-steps", "1", "--train-batch-size", "4", "--limit-val-batches", "1", "--seed", "5"]
+OUTPUTS = ("predictions.json", "nbest_predictions.json", "metrics.json")
+CONTEXT = "한빛 교향악단은 1978년에 창단되었다. 창단 연주회에서는 베토벤의 교향곡 제5번을 연주하였다."
+
+
+@pytest.fixture(autouse=True)
+def isolated_host(qaframe_host):
+    """In-process commands use a fresh built-ins-only plugin host, never the cached process-wide one."""
+    return qaframe_host
+# runs the CLI with Path.write_text (what qaframe.io writes through) killing the process with SIGKILL
+# after half of the temporary file of the output named in argv[1] is on disk
+KILLED_WRITER = """
+import os, pathlib, signal, sys
+original, killed_at = pathlib.Path.write_text, sys.argv[1]
+def write_text(self, data, *args, **kwargs):
+    if self.name.startswith("." + killed_at + "."):
+        with open(self, "w", encoding="utf-8") as handle:
+            handle.write(data[: len(data) // 2])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, data, *args, **kwargs)
+pathlib.Path.write_text = write_text
+from qaframe.cli import main
+sys.argv = ["qaframe", *sys.argv[2:]]
+main()
+"""
+# builds a cache entry and is killed by SIGKILL half-way through np.savez
+KILLED_CACHE_WRITER = """
+import os, signal, sys
+import numpy as np
+from transformers import AutoTokenizer
+from qaframe import features
+from qaframe.types import Answer, CorpusSplit, FeaturizerSettings, QAExample
+from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+from qaframe_plugins.models import TINY_FOLDER
+def savez(handle, **arrays):
+    handle.write(b"PK\\x03\\x04" + bytes(1000))
+    handle.flush()
+    os.fsync(handle.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
+features.np.savez = savez
+context = sys.argv[2]
+split = CorpusSplit([QAExample("a", "", "언제?", context, (Answer("1978년", context.index("1978년")),))])
+features.load_or_build(SlidingWindowFeaturizer(FeaturizerSettings(48, 12, 16)), AutoTokenizer.from_pretrained(TINY_FOLDER), split, sys.argv[1])
+"""
+
+
+def split() -> CorpusSplit:
+    """One example; the same as KILLED_CACHE_WRITER's."""
+    return CorpusSplit([QAExample("a", "", "언제?", CONTEXT, (Answer("1978년", CONTEXT.index("1978년")),))])
+
+
+def assert_complete_or_absent(folder: Path) -> set[str]:
+    """Every output JSON in `folder` parses fully; returns the names that exist."""
+    present = set()
+    for name in OUTPUTS:
+        if (folder / name).exists():
+            json.loads((folder / name).read_text(encoding="utf-8"))
+            present.add(name)
+    return present
+
+
+def test_write_json_that_fails_keeps_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    io.write_json(target, {"f1": 1.0})
+
+    def fail(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", fail)
+    with pytest.raises(OSError):
+        io.write_json(target, {"f1": 2.0, "big": "x" * 100_000})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"f1": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_failed_cache_write_leaves_no_entry(kcbert_tokenizer, tmp_path, monkeypatch):
+    from qaframe import features
+
+    featurizer = SlidingWindowFeaturizer(FeaturizerSettings(48, 12, 16))
+
+    def savez(handle, **arrays):
+        handle.write(b"PK\x03\x04" + bytes(1000))
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(features.np, "savez", savez)
+        with pytest.raises(UserError, match="cannot write the feature cache file .*No space left"):
+            load_or_build(featurizer, kcbert_tokenizer, split(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert not load_or_build(featurizer, kcbert_tokenizer, split(), tmp_path)[1]
+    assert load_or_build(featurizer, kcbert_tokenizer, split(), tmp_path)[1]
+
+
+def test_a_cache_writer_killed_mid_write_leaves_no_entry(kcbert_tokenizer, tmp_path, caplog):
+    result = subprocess.run([sys.executable, "-c", KILLED_CACHE_WRITER, str(tmp_path), CONTEXT], capture_output=True, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr.decode(errors="replace")[-2000:]
+    featurizer = SlidingWindowFeaturizer(FeaturizerSettings(48, 12, 16))
+    entry = cache_path(featurizer, kcbert_tokenizer, split().examples, tmp_path)
+    [leftover] = tmp_path.iterdir()  # the killed writer's hidden temporary file, never the entry itself
+    assert leftover.name.startswith(f".{entry.name}.") and leftover.suffix == ".tmp"
+    _, hit = load_or_build(featurizer, kcbert_tokenizer, split(), tmp_path)
+    assert not hit and "damaged" not in caplog.text
+    assert load_or_build(featurizer, kcbert_tokenizer, split(), tmp_path)[1]
+
+
+def test_a_run_that_fails_writing_metrics_leaves_no_metrics_json(tmp_path, monkeypatch, capsys):
+    original = os.replace
+
+    def fail_for_metrics(source, destination):
+        if Path(destination).name == "metrics.json":
+            raise OSError(28, "No space left on device")
+        return original(source, destination)
+
+    monkeypatch.setattr(io.os, "replace", fail_for_metrics)
+    with pytest.raises(SystemExit) as exited:
+        main([*TINY_RUN, "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert exited.value.code != 0 and "No space left on device" in err and "Traceback" not in err
+    assert assert_complete_or_absent(tmp_path / "out") == {"predictions.json", "nbest_predictions.json"}
+    assert not list((tmp_path / "out").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("killed_at", ["predictions.json", "metrics.json"])
+def test_a_run_killed_while_writing_outputs_leaves_nothing_that_looks_complete(killed_at, tmp_path):
+    out = tmp_path / "out"
+    command = [*TINY_RUN, "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache")]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, killed_at, *command], capture_output=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode(errors="replace")[-2000:]
+    assert len(list(out.glob(f".{killed_at}.*.tmp"))) == 1  # the half-written temporary file is all there is
+    assert assert_complete_or_absent(out) == set(OUTPUTS[: OUTPUTS.index(killed_at)])
+    if killed_at == "metrics.json":  # training had finished: --resume last only evaluates and writes the outputs
+        resumed = subprocess.run([sys.executable, "-m", "qaframe.cli", *command, "--resume", "last"], capture_output=True, timeout=240)
+        assert resumed.returncode == 0, resumed.stderr.decode(errors="replace")[-2000:]
+        assert assert_complete_or_absent(out) == set(OUTPUTS)

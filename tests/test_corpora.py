@@ -1,0 +1,255 @@
+"""Corpora: KorQuAD (files, download, no network), SQuAD 1.1/2.0, sample, synthetic, and validation while loading."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import urllib.error
+
+import pytest
+
+from qaframe.errors import UserError
+from qaframe.testing import check_corpus
+from qaframe.types import CorpusOptions
+from qaframe_plugins import corpora
+
+
+def write(path, data) -> str:
+    """Write a JSON document and return its path as a string."""
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+def squad(*paragraphs) -> dict:
+    """A SQuAD document with one article holding (context, qas) paragraphs."""
+    return {"version": "1.1", "data": [{"title": "제목", "paragraphs": [{"context": c, "qas": q} for c, q in paragraphs]}]}
+
+
+def qa(id, question, *answers, **extra) -> dict:
+    """One question record with (text, start) answers."""
+    return {"id": id, "question": question, "answers": [{"text": t, "answer_start": s} for t, s in answers], **extra}
+
+
+@pytest.fixture
+def korquad_dir(tmp_path, fixtures_dir):
+    """A data folder holding the two mini KorQuAD files under their official names."""
+    shutil.copy(fixtures_dir / "korquad_mini_train.json", tmp_path / "KorQuAD_v1.0_train.json")
+    shutil.copy(fixtures_dir / "korquad_mini_dev.json", tmp_path / "KorQuAD_v1.0_dev.json")
+    return tmp_path
+
+
+def test_korquad_reads_both_files_and_keeps_answers_at_offset_zero(qaframe_host, korquad_dir):
+    corpus = qaframe_host.create("corpus", "korquad", CorpusOptions(data_dir=korquad_dir))
+    assert (corpus.metric, corpus.refiner) == ("korquad", "korean-particles")
+    loaded = check_corpus(corpus)
+    train, dev = loaded["train"], loaded["dev"]
+    assert len(train.examples) == 5 and len(dev.examples) == 3
+    assert not train.repaired and not train.skipped
+    at_zero = [e.id for split in (train, dev) for e in split.examples if e.answers[0].start == 0]
+    assert at_zero == ["mini-train-4", "mini-dev-1"]
+    assert [a.text for a in dev.examples[1].answers] == ["세 개", "세 개가"]  # every gold answer kept for scoring
+    assert dev.files == (korquad_dir / "KorQuAD_v1.0_dev.json",)
+
+
+def test_korquad_downloads_missing_files_into_data_dir(qaframe_host, tmp_path, fixtures_dir, monkeypatch):
+    fetched = []
+
+    def fake_download(url, target):
+        fetched.append((url, target))
+        shutil.copy(fixtures_dir / f"korquad_mini_{'train' if 'train' in url else 'dev'}.json", target)
+
+    monkeypatch.setattr(corpora, "download", fake_download)
+    corpus = qaframe_host.create("corpus", "korquad", CorpusOptions(data_dir=tmp_path / "kq"))
+    assert len(corpus.load("dev").examples) == 3
+    assert fetched == [("https://korquad.github.io/dataset/KorQuAD_v1.0_dev.json", tmp_path / "kq" / "KorQuAD_v1.0_dev.json")]
+    corpus.load("dev")
+    assert len(fetched) == 1  # present now: not fetched again
+
+
+class FakeResponse(io.BytesIO):
+    """What urlopen returns: a readable body with headers."""
+
+    def __init__(self, body: bytes, length: int):
+        super().__init__(body)
+        self.headers = {"Content-Length": str(length)}
+
+
+def test_download_writes_the_file_atomically_with_its_full_length(tmp_path, fixtures_dir, monkeypatch):
+    body = (fixtures_dir / "korquad_mini_dev.json").read_bytes()
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: FakeResponse(body, len(body)))
+    path = corpora.ensure_korquad(tmp_path, "dev")
+    assert path.read_bytes() == body
+    assert [p.name for p in tmp_path.iterdir()] == ["KorQuAD_v1.0_dev.json"]
+
+
+def test_interrupted_download_leaves_nothing_and_says_where_to_put_the_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b'{"data": [', 5000))
+    with pytest.raises(UserError, match="stopped after 10 of 5000 bytes"):
+        corpora.ensure_korquad(tmp_path, "train")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_network_is_one_line_naming_the_files_and_the_folder(qaframe_host, tmp_path, monkeypatch):
+    def refuse(url, timeout):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", refuse)
+    corpus = qaframe_host.create("corpus", "korquad", CorpusOptions(data_dir=tmp_path / "data"))
+    with pytest.raises(UserError) as caught:
+        corpus.load("train")
+    message = str(caught.value)
+    assert "\n" not in message
+    for part in ("KorQuAD_v1.0_train.json", "KorQuAD_v1.0_dev.json", str(tmp_path / "data"), "name resolution"):
+        assert part in message
+    assert not (tmp_path / "data" / "KorQuAD_v1.0_train.json").exists()
+
+
+def test_korquad_2_file_is_refused_clearly(qaframe_host, fixtures_dir):
+    options = CorpusOptions(train_file=fixtures_dir / "korquad_v2_mini.json", dev_file=fixtures_dir / "korquad_v2_mini.json")
+    corpus = qaframe_host.create("corpus", "korquad", options)
+    with pytest.raises(UserError, match=r"korquad_v2_mini\.json is a KorQuAD 2\.0 file .*HTML"):
+        corpus.load("train")
+
+
+def test_malformed_json_names_file_line_and_column(fixtures_dir):
+    with pytest.raises(UserError, match=r"malformed\.json:5:34: malformed JSON: Expecting value"):
+        corpora.load_squad_file(fixtures_dir / "malformed.json")
+
+
+@pytest.mark.parametrize("document", [[1, 2], {"version": "1.1"}, {"data": {"title": "x"}}, "text"])
+def test_wrong_top_level_type_is_a_user_error(tmp_path, document):
+    with pytest.raises(UserError, match=r"bad\.json: expected a SQuAD-format JSON object with a 'data' list"):
+        corpora.load_squad_file(write(tmp_path / "bad.json", document))
+
+
+def test_file_with_byte_order_mark_and_korean_text_loads(tmp_path):
+    document = squad(("가나다 라마", [qa("q1", "무엇?", ("가나다", 0))]))
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(document, ensure_ascii=False).encode("utf-8"))
+    assert corpora.load_squad_file(path).examples[0].answers[0].text == "가나다"
+
+
+def messy_document() -> dict:
+    """One paragraph per kind of problem, plus clean and repairable records."""
+    context = "서울은 한국의 수도이다. 서울의 인구는 약 940만 명이다. 서울에는 한강이 흐른다."
+    return {
+        "version": "1.1",
+        "data": [
+            {
+                "title": "서울",
+                "paragraphs": [
+                    {
+                        "context": context,
+                        "qas": [
+                            qa("ok-zero", "한국의 수도는?", ("서울", 0)),
+                            qa("moved", "서울에 흐르는 강은?", ("한강", 30)),  # true start 39
+                            qa("nearest", "인구를 말하는 문장의 도시는?", ("서울", 16)),  # occurrences 0, 14, 34: nearest is 14
+                            qa("absent", "부산의 인구는?", ("부산", 3)),
+                            qa("negative", "수도는?", ("서울", -1)),
+                            qa("too-large", "수도는?", ("서울", 500)),
+                            qa("no-question", "", ("서울", 0)),
+                            {"id": "no-answers", "question": "질문?"},
+                            qa("bad-start", "수도는?", ("서울", "0")),
+                            qa("half", "수도는?", ("서울", 0), ("대전", 0)),
+                            qa("ok-zero", "중복된 아이디?", ("서울", 0)),
+                            {"question": "아이디 없음?", "answers": []},
+                            qa(7, "숫자 아이디?", ("서울", 0)),
+                            qa("bad-flag", "수도는?", ("서울", 0), is_impossible="no"),
+                        ],
+                    },
+                    {"context": "   ", "qas": [qa("empty-context", "무엇?", ("가", 0))]},
+                    {"context": 42, "qas": [qa("number-context", "무엇?", ("가", 0))]},
+                    {"context": context},
+                ],
+            },
+            {"title": "빈 기사"},
+        ],
+    }
+
+
+def test_records_are_repaired_or_skipped_with_reasons_and_reported(tmp_path, caplog):
+    path = write(tmp_path / "messy.json", messy_document())
+    with caplog.at_level(logging.WARNING, logger="qaframe.corpora"):
+        split = corpora.load_squad_file(path)
+    kept = {e.id: e for e in split.examples}
+    assert sorted(kept) == ["half", "moved", "nearest", "ok-zero"]
+    assert kept["moved"].answers[0].start == 39 and kept["nearest"].answers[0].start == 14
+    assert kept["ok-zero"].answers[0].start == 0 and kept["ok-zero"].question == "한국의 수도는?"
+    assert [a.text for a in kept["half"].answers] == ["서울"]
+    assert split.repaired == ["moved", "nearest"]
+    reasons = dict(split.skipped)
+    assert "does not occur" in reasons["absent"] and "example dropped" in reasons["absent"]
+    assert "outside the context" in reasons["negative"] and "outside the context" in reasons["too-large"]
+    assert "'question'" in reasons["no-question"] and "'answers'" in reasons["no-answers"]
+    assert "not an integer" in reasons["bad-start"] and "answer dropped" in reasons["half"]
+    assert reasons["ok-zero"] == "duplicate id" and "'is_impossible'" in reasons["bad-flag"]
+    assert "context" in reasons["empty-context"] and "context" in reasons["number-context"]
+    assert "'id'" in reasons["article 0 paragraph 0 question 11"] and "'id'" in reasons["article 0 paragraph 0 question 12"]
+    assert "paragraphs" in reasons["article 1"] and "qas" in reasons["article 0 paragraph 3"]
+    assert len(split.skipped) == 15
+    [report] = [r.getMessage() for r in caplog.records]
+    assert report.startswith(f"{path}: repaired 2 answer_start") and "moved, nearest" in report
+    assert "skipped 15: absent (" in report and "(10 more)" in report
+
+
+def test_strict_loading_stops_at_the_first_problem_naming_file_and_record(tmp_path):
+    path = write(tmp_path / "messy.json", messy_document())
+    with pytest.raises(UserError, match=r"messy\.json: record moved: answer 1: answer_start 30 does not point at '한강'.*strict"):
+        corpora.load_squad_file(path, strict=True)
+    clean = write(tmp_path / "clean.json", squad(("서울은 수도이다.", [qa("a", "수도는?", ("서울", 0))])))
+    assert len(corpora.load_squad_file(clean, strict=True).examples) == 1
+
+
+def test_strict_option_reaches_the_corpus(qaframe_host, tmp_path):
+    path = write(tmp_path / "one.json", squad(("서울은 수도이다.", [qa("gone", "수도는?", ("부산", 0))])))
+    corpus = qaframe_host.create("corpus", "squad-json", CorpusOptions(dev_file=path, strict=True))
+    with pytest.raises(UserError, match="record gone: .*does not occur"):
+        corpus.load("dev")
+
+
+def test_contexts_are_kept_exactly_as_written(tmp_path):
+    context = "첫 줄\r\n둘째\u200b 줄에는 \u200e한강이 있다. 한강"
+    split = corpora.load_squad_file(write(tmp_path / "raw.json", squad((context, [qa("raw", "강은?", ("한강", context.index("한강")))]))))
+    example = split.examples[0]
+    assert example.context == context and example.context[example.answers[0].start :].startswith("한강")
+
+
+def test_squad_v2_unanswerable_questions_have_no_gold_answers(qaframe_host, fixtures_dir):
+    corpus = qaframe_host.create("corpus", "squad-json", CorpusOptions(train_file=fixtures_dir / "squad_v2_mini.json"))
+    assert (corpus.metric, corpus.refiner, corpus.splits()) == ("squad", "none", ("train",))
+    examples = {e.id: e for e in check_corpus(corpus)["train"].examples}
+    assert examples["v2-2"].is_impossible and examples["v2-2"].answers == ()
+    assert not examples["v2-1"].is_impossible and [a.text for a in examples["v2-1"].answers] == ["1871", "in 1871"]
+    assert examples["v2-3"].answers[0].start == 100
+    with pytest.raises(UserError, match="no 'dev' split"):
+        corpus.load("dev")
+
+
+def test_squad_json_needs_a_file(qaframe_host):
+    with pytest.raises(UserError, match="--train-file and/or --dev-file"):
+        qaframe_host.create("corpus", "squad-json", CorpusOptions())
+
+
+def test_missing_file_is_a_user_error(qaframe_host, tmp_path):
+    corpus = qaframe_host.create("corpus", "squad-json", CorpusOptions(dev_file=tmp_path / "nope.json"))
+    with pytest.raises(UserError, match=r"nope\.json: no such file"):
+        corpus.load("dev")
+
+
+def test_sample_corpus_ships_clean_korquad_format_data(qaframe_host):
+    corpus = qaframe_host.create("corpus", "sample", CorpusOptions(strict=True))
+    assert (corpus.metric, corpus.refiner) == ("korquad", "korean-particles")
+    loaded = check_corpus(corpus)
+    assert len(loaded["train"].examples) + len(loaded["dev"].examples) >= 250
+    assert not set(e.id for e in loaded["train"].examples) & set(e.id for e in loaded["dev"].examples)
+
+
+def test_synthetic_corpus_loads_generated_splits(qaframe_host):
+    corpus = qaframe_host.create("corpus", "synthetic", CorpusOptions(strict=True))
+    assert corpus.metric == "korquad"
+    loaded = check_corpus(corpus, ["dev"])
+    assert len(loaded["dev"].examples) == 300
+    with pytest.raises(UserError, match="no 'test' split"):
+        corpus.load("test")

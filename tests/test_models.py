@@ -1,0 +1,94 @@
+"""Model aliases and loading: resolve_model, load_tokenizer, load_config, check_max_seq_length, the packaged tiny KcBERT."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from qaframe import hookimpl
+from qaframe.errors import UserError
+from qaframe.models import check_max_seq_length, load_config, load_tokenizer, position_limit, resolve_model
+from qaframe.types import ModelSpec
+from qaframe_plugins.models import TINY_FOLDER
+
+
+def test_builtin_aliases(qaframe_host):
+    kcbert, large, tiny = (resolve_model(name) for name in ("kcbert", "kcbert-large", "tiny"))
+    assert (kcbert.source, kcbert.max_positions, kcbert.cased) == ("beomi/kcbert-base", 300, True)
+    assert (large.source, large.max_positions, large.cased) == ("beomi/kcbert-large", 300, True)
+    assert tiny.random_init and tiny.max_positions == 300 and Path(tiny.source).is_dir()
+    assert {"kcbert", "kcbert-large", "tiny"} <= set(qaframe_host.registry("model").names())
+
+
+def test_tiny_folder_is_a_small_kcbert(qaframe_host, tiny_model_dir):
+    spec = resolve_model("tiny")
+    config = load_config(spec)
+    shape = (config.model_type, config.num_hidden_layers, config.hidden_size, config.num_attention_heads)
+    assert shape == ("bert", 2, 128, 2)
+    assert (config.intermediate_size, config.max_position_embeddings, config.vocab_size) == (512, 300, 30000)
+    tokenizer = load_tokenizer(spec)
+    assert tokenizer.is_fast and len(tokenizer) == config.vocab_size
+    assert tokenizer.tokenize("교향곡") == ["교", "##향", "##곡"]
+    assert (tiny_model_dir / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_a_local_folder_and_a_hub_id_resolve(qaframe_host, tmp_path, tiny_model_dir):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "my-model")
+    spec = resolve_model(str(folder))
+    assert spec.source == str(folder) and not spec.random_init
+    assert load_tokenizer(spec).tokenize("교향곡") == ["교", "##향", "##곡"]
+    assert resolve_model("klue/bert-base").source == "klue/bert-base"
+
+
+def test_misspelled_alias_and_missing_folder_are_user_errors(qaframe_host, tmp_path):
+    with pytest.raises(UserError, match="did you mean 'kcbert'"):
+        resolve_model("kcbrt")
+    with pytest.raises(UserError, match="no such model folder"):
+        resolve_model(str(tmp_path / "absent"))
+
+
+def test_a_folder_without_tokenizer_files_says_what_is_wrong(tmp_path):
+    with pytest.raises(UserError) as caught:
+        load_tokenizer(ModelSpec(source=str(tmp_path)))
+    assert f"cannot load the tokenizer of model '{tmp_path}' (tried the folder)" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # transformers 5 makes a 5-token tokenizer of this
+    with pytest.raises(UserError, match="has no vocabulary .*lacks its tokenizer files"):
+        load_tokenizer(ModelSpec(source=str(tmp_path)))
+    with pytest.raises(UserError, match="cannot load the config"):
+        load_config(ModelSpec(source=str(tmp_path / "nothing")))
+
+
+def test_max_seq_length_above_the_position_limit_names_both_numbers(qaframe_host):
+    spec = resolve_model("tiny")
+    config = load_config(spec)
+    check_max_seq_length(spec, config, 300)
+    with pytest.raises(UserError, match=r"--max-seq-length 512 exceeds the 300 positions"):
+        check_max_seq_length(spec, config, 512)
+
+
+def test_position_limit_counts_roberta_padding_offset():
+    roberta = SimpleNamespace(model_type="roberta", max_position_embeddings=514, pad_token_id=1)
+    assert position_limit(ModelSpec(source="x"), roberta) == 512
+    bert = SimpleNamespace(model_type="bert", max_position_embeddings=512, pad_token_id=0)
+    assert position_limit(ModelSpec(source="x"), bert) == 512
+    assert position_limit(ModelSpec(source="x", max_positions=300), bert) == 300
+
+
+class AliasPlugin:
+    """A third-party model alias registered through the public hook."""
+
+    @hookimpl
+    def register_models(self, register):
+        register("my-tiny", lambda: ModelSpec(source=str(TINY_FOLDER), max_positions=128, random_init=True))
+
+
+def test_a_plugin_alias_resolves_and_its_limit_counts(register_plugin):
+    register_plugin(AliasPlugin(), name="aliases")
+    spec = resolve_model("my-tiny")
+    assert spec.max_positions == 128 and spec.random_init
+    with pytest.raises(UserError, match="--max-seq-length 200 exceeds the 128 positions"):
+        check_max_seq_length(spec, load_config(spec), 200)

@@ -1,0 +1,206 @@
+"""`qaframe run`, `evaluate` and `predict` end to end on the packaged sample corpus with the tiny model (smoke limits)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from transformers.pipelines import get_supported_tasks
+
+from qaframe import cli as cli_module
+from qaframe.types import QAExample
+
+# transformers 5 removed the extractive question-answering pipeline; the export is checked through the Auto classes too
+QA_PIPELINE_REMOVED = "question-answering" not in get_supported_tasks()
+
+SMOKE = ["--corpus", "sample", "--model", "tiny", "--max-epochs", "2", "--limit-train-batches", "2",
+         "--limit-val-batches", "1", "--train-batch-size", "8", "--eval-batch-size", "16", "--max-seq-length", "128", "--doc-stride", "32"]
+
+
+def qaframe(monkeypatch, capsys, *argv) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    argv = [str(a) for a in argv]
+    monkeypatch.setattr(sys, "argv", ["qaframe", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(argv)
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """One smoke run of `qaframe run` on the sample corpus, shared by the tests that read its outputs."""
+    output = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sys, "argv", ["qaframe"])
+        with pytest.raises(SystemExit) as exit_info:
+            cli_module.main(["run", *SMOKE, "--output-dir", str(output), "--cache-dir", str(cache)])
+    assert exit_info.value.code == 0
+    return output
+
+
+def test_run_writes_every_output(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.yaml", "checkpoints", "model", "predictions.json", "nbest_predictions.json", "metrics.json"} <= names
+    assert not [n for n in names if n.startswith(".")]  # no temporary files left behind
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("exact_match", "f1", "exact_match_raw", "f1_raw"):
+        assert 0.0 <= metrics[key] <= 100.0
+    assert (metrics["metric"], metrics["corpus"], metrics["model"], metrics["refiner"]) == ("korquad", "sample", "tiny", "korean-particles")
+    assert metrics["train_windows_per_second"] > 0 and metrics["optimizer_steps"] == 4
+    predictions = json.loads((trained / "predictions.json").read_text())
+    assert len(predictions) == metrics["examples"] > 0
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in predictions.items())
+    nbest = json.loads((trained / "nbest_predictions.json").read_text())
+    assert set(nbest) == set(predictions)
+    assert all(entries[0]["text"] == predictions[k] for k, entries in nbest.items() if entries)
+    checkpoints = {p.name for p in (trained / "checkpoints").iterdir()}
+    assert "last.ckpt" in checkpoints and any(n.startswith("best-") for n in checkpoints)
+    meta = json.loads((trained / "model" / "qaframe.json").read_text())
+    assert meta["featurizer_settings"]["max_seq_length"] == 128 and meta["refiner"] == "korean-particles"
+
+
+def test_checkpoints_load_with_weights_only(trained):
+    for path in (trained / "checkpoints").glob("*.ckpt"):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert "state_dict" in state and "hyper_parameters" not in state
+
+
+def test_exported_model_is_a_standard_hugging_face_qa_model(trained):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qaframe.predictor import Predictor
+
+    folder = trained / "model"
+    model = AutoModelForQuestionAnswering.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    question, context = "김철수는 어디에서 태어났나?", "김철수는 1987년에 서울에서 태어났다."
+    encoded = tokenizer(question, context, return_tensors="pt")
+    with torch.no_grad():
+        output = model(**encoded)
+    predictor = Predictor.load(folder)
+    features = predictor.featurizer.featurize([QAExample("q", "", question, context)], predictor.tokenizer)
+    start, end = predictor.logits(features)
+    n = encoded["input_ids"].shape[1]
+    assert np.allclose(start[0, :n], output.start_logits[0].numpy(), atol=1e-4)
+    assert np.allclose(end[0, :n], output.end_logits[0].numpy(), atol=1e-4)
+
+
+@pytest.mark.skipif(QA_PIPELINE_REMOVED, reason=f"transformers {transformers.__version__} removed the question-answering pipeline")
+def test_pipeline_loads_the_exported_model(trained):
+    from transformers import pipeline
+
+    qa = pipeline("question-answering", model=str(trained / "model"), tokenizer=str(trained / "model"))
+    context = "김철수는 1987년에 서울에서 태어났다."
+    answer = qa(question="김철수는 어디에서 태어났나?", context=context)
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+def test_evaluate_reproduces_the_run_metrics_on_the_scored_examples(trained, tmp_path, monkeypatch, capsys):
+    code, out, err = qaframe(monkeypatch, capsys, "evaluate", "--model", trained / "model", "--corpus", "sample",
+                             "--output-dir", tmp_path, "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert "exact match" in out and str(tmp_path) in out
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    predictions = json.loads((tmp_path / "predictions.json").read_text())
+    assert metrics["examples"] == len(predictions) == 72  # every dev question of the sample corpus
+    run_predictions = json.loads((trained / "predictions.json").read_text())
+    assert all(predictions[k] == v for k, v in run_predictions.items())
+
+
+def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys):
+    context = "이영희는 부산 출신이다. 이영희는 교사 일을 한다."
+    code, out, _ = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--question", "이영희의 직업은?",
+                           "--context", context, "--top-k", "3", "--json")
+    assert code == 0
+    answers = json.loads(out)
+    assert 1 <= len(answers) <= 3
+    for answer in answers:
+        assert context[answer["start"] : answer["end"]] == answer["text"] and 0 <= answer["score"] <= 1
+    assert answers == sorted(answers, key=lambda a: -a["score"])
+
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"id": "q1", "question": "이영희의 고향은?", "context": context}, ensure_ascii=False) + "\n"
+        + json.dumps({"question": "직업은?", "context": "x" * 3000}, ensure_ascii=False) + "\n"
+    )
+    code, _, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions,
+                           "--output", tmp_path / "answers.jsonl")
+    assert code == 0, err
+    lines = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["q1", "2"] and all(len(line["answers"]) <= 1 for line in lines)
+
+    questions.write_text('{"question": "빈 문맥?", "context": ""}\n')
+    code, _, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions)
+    assert code == 2 and "line 1" in err and "'context'" in err and err.count("\n") == 1
+
+
+def test_second_run_into_the_same_folder_needs_resume(trained, monkeypatch, capsys, tmp_path):
+    code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--output-dir", trained, "--cache-dir", tmp_path)
+    assert code == 2 and "--resume last" in err and err.count("\n") == 1
+
+
+def test_resume_last_continues_from_the_checkpoint(trained, monkeypatch, capsys, tmp_path):
+    output = tmp_path / "resumed"
+    code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--max-epochs", "1", "--output-dir", output,
+                           "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert json.loads((output / "metrics.json").read_text())["optimizer_steps"] == 2
+    code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--output-dir", output, "--cache-dir", tmp_path / "cache",
+                           "--resume", "last")
+    assert code == 0, err
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["optimizer_steps"] == 4 and metrics["epochs"] == 2 and metrics["train_windows"] == 16
+
+
+def test_a_third_party_head_trains_through_the_runner(register_plugin, tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(Path(__file__).parent / "plugins_for_tests"))
+    monkeypatch.setattr(sys, "path", sys.path)
+    import mlp_head
+
+    register_plugin(mlp_head, name="mlp-head-plugin")
+    code, out, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--head", "mlp-span", "--output-dir", tmp_path / "out",
+                             "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert (tmp_path / "out" / "model" / mlp_head.HEAD_WEIGHTS).is_file()
+    assert json.loads((tmp_path / "out" / "model" / "qaframe.json").read_text())["head"] == "mlp-span"
+    code, out, err = qaframe(monkeypatch, capsys, "predict", "--model", tmp_path / "out" / "model",
+                             "--question", "누구?", "--context", "김철수는 교사이다.")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--corpus", "korqad"], "unknown corpus 'korqad'; did you mean 'korquad'?"),
+        (["--head", "spam"], "unknown head 'spam'"),
+        (["--optimizer", "sgdd"], "unknown optimizer 'sgdd'"),
+        (["--scheduler", "cosin"], "unknown scheduler 'cosin'; did you mean 'cosine'?"),
+        (["--featurizer", "windows"], "unknown featurizer 'windows'"),
+        (["--model", "./no/such/folder"], "no such model folder"),
+        (["--resume", "missing.ckpt"], "no checkpoint at missing.ckpt"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(flags, message, monkeypatch, capsys, tmp_path):
+    code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, *flags, "--output-dir", tmp_path / "o", "--cache-dir", tmp_path)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_max_seq_length_above_the_model_limit_fails_before_featurizing(monkeypatch, capsys, tmp_path):
+    from qaframe import runner
+
+    def featurizing(*args, **kwargs):
+        raise AssertionError("featurized before checking max_seq_length")
+
+    monkeypatch.setattr(runner, "load_or_build", featurizing)
+    code, _, err = qaframe(monkeypatch, capsys, "run", "--corpus", "sample", "--max-seq-length", "301",
+                           "--output-dir", tmp_path / "o", "--cache-dir", tmp_path)
+    assert code == 2 and "301" in err and "300" in err and err.count("\n") == 1

@@ -1,0 +1,210 @@
+"""QATask and its data path: per-batch padding, length-grouped batches, logit alignment, loss, and the scheduler stepping."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from qaframe.data import LengthGroupedBatchSampler, PadCollator, QADataModule
+from qaframe.task import Evaluator, QATask, left_aligned
+from qaframe.types import Answer, Features, FeaturizerSettings, OptimizerSettings, QAExample, SchedulerSettings
+
+
+def ragged_features(lengths, seed=0, vocab=50) -> Features:
+    """Windows of the given lengths with random tokens, labels inside each window, token types 0 then 1."""
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths)
+    splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    starts = np.array([rng.integers(1, n) for n in lengths])
+    ends = np.array([min(n - 1, s + rng.integers(0, 3)) for s, n in zip(starts, lengths)])
+    types = np.concatenate([(np.arange(n) >= n // 2).astype(np.int8) for n in lengths])
+    return Features(
+        input_ids=rng.integers(5, vocab, splits[-1]).astype(np.int32), row_splits=splits,
+        example_index=np.arange(len(lengths)), start_positions=starts.astype(np.int64), end_positions=ends.astype(np.int64),
+        token_type_ids=types,
+    )
+
+
+class TokenModel(torch.nn.Module):
+    """Logits that depend on the token only (not its position), so padding side cannot change them."""
+
+    def __init__(self, vocab=30000):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, 8)
+        self.output = torch.nn.Linear(8, 2)
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        logits = self.output(self.embedding(input_ids))
+        return SimpleNamespace(start_logits=logits[..., 0], end_logits=logits[..., 1])
+
+
+# -- collate ----------------------------------------------------------------------
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collate_pads_to_the_longest_window_on_the_padding_side(side):
+    features = ragged_features([3, 7, 5])
+    batch = PadCollator(features, pad_token_id=0, padding_side=side)([0, 1, 2])
+    assert batch["input_ids"].shape == (3, 7)
+    assert batch["attention_mask"].sum(1).tolist() == [3, 7, 5]
+    for row, index in enumerate([0, 1, 2]):
+        tokens = features.input_ids[features.row_splits[index] : features.row_splits[index + 1]]
+        mask = batch["attention_mask"][row].bool()
+        assert batch["input_ids"][row][mask].tolist() == tokens.tolist()
+        assert (batch["input_ids"][row][~mask] == 0).all()
+        assert batch["token_type_ids"][row][mask].tolist() == features.token_type_ids[
+            features.row_splits[index] : features.row_splits[index + 1]].tolist()
+        # the label still points at the same token after padding
+        label = int(features.start_positions[index])
+        assert batch["input_ids"][row, batch["start_positions"][row]] == tokens[label]
+        if side == "left":
+            assert mask[-1] and (not mask[0] or mask.all())
+    assert batch["window"].tolist() == [0, 1, 2]
+
+
+def test_left_aligned_undoes_left_padding():
+    features = ragged_features([2, 6, 4])
+    right = PadCollator(features, 0, "right")([0, 1, 2])
+    left = PadCollator(features, 0, "left")([0, 1, 2])
+    values = right["input_ids"].float()
+    shifted = left["input_ids"].float()
+    aligned = left_aligned(shifted, left["attention_mask"])
+    for row, n in enumerate([2, 6, 4]):
+        assert aligned[row, :n].tolist() == values[row, :n].tolist()
+    assert left_aligned(values, right["attention_mask"]).equal(values)
+
+
+# -- batch sampler ----------------------------------------------------------------
+def test_length_grouped_batches_cover_every_window_once_and_pad_little():
+    lengths = np.random.default_rng(1).integers(10, 300, 1000)
+    sampler = LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3)
+    batches = list(sampler)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000)) and len(batches) == len(sampler)
+    assert lengths[batches[0]].max() == lengths.max()  # the longest window goes first
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    random_batches = list(LengthGroupedBatchSampler(lengths, 16, shuffle=True, seed=3, group_by_length=False))
+    random_padded = sum(len(b) * lengths[b].max() for b in random_batches)
+    assert padded < 0.7 * random_padded
+
+
+def test_batches_are_deterministic_per_seed_and_epoch():
+    lengths = np.random.default_rng(2).integers(1, 100, 200)
+    first = LengthGroupedBatchSampler(lengths, 8, shuffle=True, seed=5)
+    second = LengthGroupedBatchSampler(lengths, 8, shuffle=True, seed=5)
+    assert [b for b in first] == [b for b in second]
+    epoch0 = list(first)
+    first.set_epoch(1)
+    assert list(first) != epoch0
+    second.set_epoch(1)
+    assert list(first) == list(second)
+    assert first.sampler is first  # where Lightning's _set_sampler_epoch finds set_epoch
+
+
+def test_ranks_share_out_the_global_batches_of_a_single_device():
+    lengths = np.random.default_rng(4).integers(1, 50, 103)
+    single = list(LengthGroupedBatchSampler(lengths, 20, shuffle=True, seed=1))
+    shards = [list(LengthGroupedBatchSampler(lengths, 10, shuffle=True, seed=1, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == len(single) == 6
+    for whole, first, second in zip(single, *shards):  # step by step, the two ranks see what one device sees
+        assert sorted(first + second) == sorted(whole)
+    evaluation = [list(LengthGroupedBatchSampler(lengths, 60, shuffle=False, num_replicas=2, rank=r)) for r in (0, 1)]
+    assert len(evaluation[0]) == len(evaluation[1]) == 1
+    assert sorted(evaluation[0][0] + evaluation[1][0]) == list(range(103))
+
+
+# -- loss ------------------------------------------------------------------------
+def test_loss_is_mean_start_end_cross_entropy_over_real_tokens():
+    torch.manual_seed(0)
+    features = ragged_features([4, 9, 6])
+    batch = PadCollator(features, 0, "right")([0, 1, 2])
+    model = TokenModel(vocab=60)
+    task = QATask(model, optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+    task.log = lambda *args, **kwargs: None
+    loss = task.training_step(batch, 0)
+    output = model(batch["input_ids"], batch["attention_mask"])
+    expected = []
+    for row, n in enumerate([4, 9, 6]):  # cross-entropy over the window's own tokens only
+        s = F.cross_entropy(output.start_logits[row, :n][None], batch["start_positions"][row : row + 1])
+        e = F.cross_entropy(output.end_logits[row, :n][None], batch["end_positions"][row : row + 1])
+        expected.append((s, e))
+    mean = (torch.stack([s for s, _ in expected]).mean() + torch.stack([e for _, e in expected]).mean()) / 2
+    assert torch.isclose(loss, mean, atol=1e-6)
+
+
+# -- scheduler ---------------------------------------------------------------------
+class RateProbe(pl.Callback):
+    """Records the learning rate the optimizer uses at each optimizer step."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.rates.append(optimizer.param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_scheduler_steps_once_per_optimizer_step(qaframe_host, accumulate):
+    torch.manual_seed(0)
+    features = ragged_features([5, 8, 6, 7] * 8)  # 32 windows: 8 batches of 4
+    adamw = qaframe_host.registry("optimizer").get("adamw").factory
+    linear = qaframe_host.registry("scheduler").get("linear-warmup").factory
+    seen_total = []
+
+    def schedule(optimizer, total_steps):
+        seen_total.append(total_steps)
+        return linear(optimizer, SchedulerSettings(total_steps=total_steps, warmup_steps=2))
+
+    task = QATask(TokenModel(vocab=60), optimizer_factory=lambda m: adamw(m, OptimizerSettings(learning_rate=0.01)),
+                  scheduler_factory=schedule)
+    data = QADataModule(features, None, pad_token_id=0, train_batch_size=4)
+    probe = RateProbe()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", devices=1, accumulate_grad_batches=accumulate, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         use_distributed_sampler=False, callbacks=[probe])
+    trainer.fit(task, train_dataloaders=data.train_dataloader())
+    total = 16 // accumulate
+    assert seen_total == [total] and trainer.global_step == total and len(probe.rates) == total
+    expected = [0.01 * ((s + 1) / 2 if s < 2 else (total - s) / (total - 2)) for s in range(total)]
+    assert probe.rates == pytest.approx(expected)
+
+
+# -- validation --------------------------------------------------------------------
+class ExactMetric:
+    """Share of predictions equal to a gold answer (enough to compare two runs)."""
+
+    name = "exact"
+
+    def compute(self, predictions, references):
+        exact = 100.0 * np.mean([predictions[k] in references[k] for k in references])
+        return {"exact_match": exact, "f1": exact}
+
+
+def test_validation_decodes_the_same_answers_whatever_the_padding_side(qaframe_host, kcbert_tokenizer):
+    from qaframe.features import build_featurizer
+
+    contexts = ["서울은 대한민국의 수도이다. 부산은 항구 도시이다.", "김철수는 1987년에 태어났다.", "사과는 빨갛고 바나나는 노랗다. " * 6]
+    examples = [QAExample(str(i), "", "무엇?", c, (Answer(c[:2], 0),)) for i, c in enumerate(contexts)]
+    featurizer = build_featurizer("sliding-window", FeaturizerSettings(max_seq_length=24, doc_stride=8, max_query_length=8))
+    features = featurizer.featurize(examples, kcbert_tokenizer)
+    assert len(features) > len(examples)  # the long context has several windows
+    torch.manual_seed(0)
+    model = TokenModel()
+    results = {}
+    for side in ("right", "left"):
+        task = QATask(model, optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+                      evaluator=Evaluator(examples, features, ExactMetric()))
+        data = QADataModule(None, features, pad_token_id=0, padding_side=side, eval_batch_size=2)
+        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, use_distributed_sampler=False)
+        trainer.validate(task, dataloaders=data.val_dataloader(), verbose=False)
+        results[side] = task.last_evaluation
+        assert {"val_f1", "val_exact_match", "val_f1_raw", "val_exact_match_raw"} <= set(trainer.callback_metrics)
+    assert results["right"].predictions == results["left"].predictions
+    assert all(results["right"].predictions.values())
+    for example in examples:
+        best = results["right"].nbest[example.id][0]
+        assert example.context[best["start"] : best["end"]] == best["text"]
