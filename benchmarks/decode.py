@@ -1,9 +1,9 @@
 """Decode benchmark: qaframe's vectorized n-best decoding against the plain Hugging Face loop, on a dev-sized set.
 
-Input: 5,774 generated KorQuAD-like examples (contexts of about 545 characters on average,
-90th percentile about 750, up to 3,000, built from the sentences of the packaged sample
-corpus) windowed with the KcBERT tokenizer (seq 300, overlap 128), and random start/end
-logits from a fixed seed. The logits of non-context tokens are shifted down, as a trained
+Input: 5,774 generated KorQuAD-like examples (benchmarks/common.py: contexts of about 540
+characters on average, 90th percentile about 740, up to 3,000), or `--file` a KorQuAD file,
+windowed with the KcBERT tokenizer (seq 300, overlap 128), and random start/end logits from
+a fixed seed. The logits of non-context tokens are shifted down, as a trained
 model's are.
 
 The peer is the postprocessing of the public Hugging Face run_qa recipe, written here from
@@ -29,7 +29,7 @@ them among context tokens only, so where question tokens outscore the context (p
 logits) qaframe can find a higher-scoring valid span that the peer never looks at. That run
 counts how many best answers differ and in how many of those qaframe's score is higher.
 
-Prints one JSON line. `python benchmarks/decode.py [--examples N] [--repeats N]`.
+Prints one JSON line. `python benchmarks/decode.py [--examples N | --file KORQUAD.json] [--repeats N]`.
 """
 
 from __future__ import annotations
@@ -37,53 +37,18 @@ from __future__ import annotations
 import argparse
 import collections
 import gc
-import json
-import os
-import random
-import re
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
+from common import SEED, best_of, emit, load_examples, tokenizer_folder
 
 from qaframe.decoding import nbest_spans, postprocess
-from qaframe.types import Features, QAExample
+from qaframe.types import Features
 
-ROOT = Path(__file__).resolve().parents[1]
-TOKENIZERS = (ROOT / "plugins" / "data" / "tiny-kcbert", ROOT.parent / "shared" / "kcbert-base")
-SAMPLE = ROOT / "plugins" / "data" / "sample"
-SEED = 20240607
 MAX_SEQ_LENGTH, OVERLAP, N_BEST, MAX_ANSWER = 300, 128, 20, 30
 NON_CONTEXT_SHIFT = 6.0  # how far below the context a trained model puts question and special tokens
 
 
-def sentences_and_questions() -> tuple[list[str], list[str]]:
-    """The sentences of the packaged sample corpus's contexts and its questions."""
-    sentences, questions = [], []
-    for split in ("train", "dev"):
-        data = json.loads((SAMPLE / f"{split}.json").read_text(encoding="utf-8"))["data"]
-        for paragraph in (p for article in data for p in article["paragraphs"]):
-            sentences += [s.strip() for s in re.split(r"(?<=[.?!])\s+", paragraph["context"]) if s.strip()]
-            questions += [qa["question"] for qa in paragraph["qas"]]
-    return sentences, questions
-
-
-def generate_examples(n: int, rng: random.Random) -> list[QAExample]:
-    """KorQuAD-like examples: context lengths mostly log-normal (mean ~545 characters, p90 ~750), a few up to 3,000."""
-    sentences, questions = sentences_and_questions()
-    examples = []
-    for i in range(n):
-        long_tail = rng.random() < 0.005
-        target = rng.uniform(1500, 3000) if long_tail else min(3000, max(120, rng.lognormvariate(6.2, 0.3)))
-        parts: list[str] = []
-        while sum(map(len, parts)) + len(parts) < target:
-            parts.append(rng.choice(sentences))
-        examples.append(QAExample(id=f"bench-{i:05d}", title="", question=rng.choice(questions), context=" ".join(parts)))
-    return examples
-
-
-def featurize(examples: list[QAExample], tokenizer) -> tuple[Features, list[list]]:
+def featurize(examples: list, tokenizer) -> tuple[Features, list[list]]:
     """Question-first windows as Features, plus the peer's per-window offset lists (None outside the context)."""
     encoded = tokenizer(
         [e.question for e in examples], [e.context for e in examples], truncation="only_second",
@@ -180,30 +145,20 @@ def peer_postprocess(examples, example_index, offsets, start_logits, end_logits,
     return all_predictions, all_nbest
 
 
-def best_of(repeats: int, fn):
-    """(fastest wall time in seconds, result of the last call); a previous result is freed before timing."""
-    times, result = [], None
-    for _ in range(repeats):
-        result = None
-        began = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - began)
-    return min(times), result
-
-
 def main(argv=None) -> None:
     """Build the input, time both decoders, compare their answers and print one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=5774)
+    parser.add_argument("--examples", type=int, default=5774, help="how many examples to generate")
+    parser.add_argument("--file", help="a KorQuAD/SQuAD-format file to decode instead of generated examples")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each peer timing; qaframe's get 3x as many")
     args = parser.parse_args(argv)
     from transformers import AutoTokenizer
 
     from qaframe_plugins.refiners import KoreanParticles
 
-    folder = next(f for f in TOKENIZERS if (f / "vocab.txt").exists())
+    folder = tokenizer_folder()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    examples = generate_examples(args.examples, random.Random(SEED))
+    examples = load_examples(args.file, args.examples)
     features, peer_offsets = featurize(examples, tokenizer)
     rng = np.random.default_rng(SEED)
     start, end = random_logits(features, rng, NON_CONTEXT_SHIFT)
@@ -242,7 +197,7 @@ def main(argv=None) -> None:
         for k in plain_differ
     )
 
-    print(json.dumps({
+    emit({
         "stage": "decode",
         "qaframe_s": round(qaframe_s, 4),
         "peer_s": round(peer_s, 4),
@@ -265,10 +220,7 @@ def main(argv=None) -> None:
         "max_answer_length": MAX_ANSWER,
         "unshaped_logits": {"different_predictions": len(plain_differ), "qaframe_scores_higher": int(plain_better)},
         "tokenizer": folder.name,
-        "cpus": os.cpu_count(),
-        "load_average": round(os.getloadavg()[0], 2),
-        "python": sys.version.split()[0],
-    }))
+    })
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ only knows composed) are tokenized in NFC and their offsets mapped back to the o
 
 from __future__ import annotations
 
+import gc
 import re
 import unicodedata
 from itertools import chain
@@ -103,7 +104,13 @@ class SlidingWindowFeaturizer:
                 "use a model that ships a fast (tokenizers-backed) tokenizer"
             )
         check_settings(self.settings, tokenizer.num_special_tokens_to_add(pair=True))
-        parts = [self._chunk(examples[i : i + self.chunk_size], i, tokenizer) for i in range(0, len(examples), self.chunk_size)]
+        collecting = gc.isenabled()
+        gc.disable()  # the tokenizer returns millions of small lists and tuples, none in a cycle: collecting them only costs
+        try:
+            parts = [self._chunk(examples[i : i + self.chunk_size], i, tokenizer) for i in range(0, len(examples), self.chunk_size)]
+        finally:
+            if collecting:
+                gc.enable()
         return concatenate(parts)
 
     def _chunk(self, examples: Sequence[QAExample], first_index: int, tokenizer: Any) -> Features:

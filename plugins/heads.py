@@ -7,6 +7,7 @@ transformers 4's `pipeline("question-answering")`; transformers 5 removed that p
 
 from __future__ import annotations
 
+from pickle import UnpicklingError
 from pathlib import Path
 
 from qaframe import hookimpl
@@ -35,7 +36,7 @@ def load_error(spec: ModelSpec, error: Exception) -> UserError:
     return UserError(f"model '{spec.source}' could not be loaded: tried {describe_source(spec.source)} ({reason}); {hint}")
 
 
-def span(spec: ModelSpec, *, pretrained: bool, trust_remote_code: bool = False):
+def span(spec: ModelSpec, *, pretrained: bool):
     """Linear start/end span head on any encoder (AutoModelForQuestionAnswering), SDPA attention where supported."""
     import torch
     from transformers import AutoModelForQuestionAnswering
@@ -43,7 +44,7 @@ def span(spec: ModelSpec, *, pretrained: bool, trust_remote_code: bool = False):
 
     from qaframe.models import load_config
 
-    config = load_config(spec, trust_remote_code=trust_remote_code)
+    config = load_config(spec, trust_remote_code=spec.trust_remote_code)
     model_class = MODEL_FOR_QUESTION_ANSWERING_MAPPING.get(type(config), None)
     if model_class is None and not getattr(config, "auto_map", None):  # auto_map: a remote-code model names its own class
         raise UserError(
@@ -53,12 +54,12 @@ def span(spec: ModelSpec, *, pretrained: bool, trust_remote_code: bool = False):
     # None lets transformers choose (SDPA when the class supports it), e.g. for remote-code models
     attention = "sdpa" if getattr(model_class, "_supports_sdpa", False) else None
     # float32 weights, whatever the checkpoint holds: mixed precision casts per op, AdamW keeps fp32 state
-    options = {"attn_implementation": attention, "dtype": torch.float32, "trust_remote_code": trust_remote_code}
+    options = {"attn_implementation": attention, "dtype": torch.float32, "trust_remote_code": spec.trust_remote_code}
     try:
         if pretrained and not spec.random_init:
             return AutoModelForQuestionAnswering.from_pretrained(spec.source, config=config, **options)
         return AutoModelForQuestionAnswering.from_config(config, **options)
-    except (OSError, ValueError) as error:  # missing or unreadable weights, no network
+    except (OSError, ValueError, UnpicklingError) as error:  # missing, unreadable or unsafe weights; no network
         raise load_error(spec, error) from error
 
 

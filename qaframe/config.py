@@ -12,9 +12,9 @@ kcbert`): windows of 256 tokens (KcBERT allows 300 positions) overlapping by 64,
 need different recipes, so three options are chosen per model when left unset (see
 `MODEL_DEFAULTS`): a pretrained model (KcBERT, any hub id or folder) gets the usual BERT
 fine-tuning recipe, learning rate 5e-5, 3 epochs, batch 32; a model built with random weights
-(the `tiny` alias) gets learning rate 1e-3, 5 epochs, batch 16, which takes the synthetic set
-to exact match above 90 (measured: 96 on its dev split). `--print-config` shows the values
-chosen. `precision` left at `auto` means bf16-mixed on a GPU that supports it, else 32-bit.
+(the `tiny` alias) gets learning rate 1e-3, 8 epochs, batch 16, which takes the synthetic set
+to exact match above 90 (measured: 96.7 on its dev split, 94 already after epoch 4; fewer
+steps left it at 50-80 depending on the seed). `--print-config` shows the values chosen. `precision` left at `auto` means bf16-mixed on a GPU that supports it, else 32-bit.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from qaframe.errors import UserError
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 # options left unset get these values, by whether the model starts from random weights
 MODEL_DEFAULTS = {
-    "random_init": {"learning_rate": 1e-3, "max_epochs": 5, "train_batch_size": 16},
+    "random_init": {"learning_rate": 1e-3, "max_epochs": 8, "train_batch_size": 16},
     "pretrained": {"learning_rate": 5e-5, "max_epochs": 3, "train_batch_size": 32},
 }
 PER_MODEL = "; default: {pretrained} for a pretrained model, {random_init} for one built with random weights."

@@ -1,20 +1,22 @@
 """N-best span decoding over all windows of an example, vectorized with numpy.
 
 Per window, the `n_best_size` best start tokens and best end tokens are chosen among the
-window's context tokens (those with an offset), every start/end pair is scored at once as a
-(k, k) matrix by broadcasting, and pairs that end before they start or are longer than
-`max_answer_length` tokens are masked out. A window's spans are distinct, so only its
-`n_best_size` best pairs can reach its example's n-best: just those are kept. The candidates
-of all windows are then sorted at once by example and score; the same character span found
-by several (overlapping) windows keeps its best score, and each example keeps its
-`n_best_size` best spans. `postprocess` turns them into answer texts, applies an
-answer-boundary refiner and adds probabilities.
+window's context tokens (those with an offset), best first with ties going to the lower
+column, and every start/end pair is scored at once as a (k, k) matrix by broadcasting;
+pairs that end before they start or are longer than `max_answer_length` tokens score -inf.
+Windows are handled CHUNK at a time, so the temporaries stay in the CPU cache and memory
+stays flat however large the dev set. For float32 logits the best tokens are picked by a
+partition of int64 keys that pack each logit's order with its column (`_top_float32`).
 
-`postprocess` computes the best answer of each example straight from the pair scores (each
-window's best pair, then each example's best window: no sorting of all candidates, no Python
-per candidate) and builds the n-best lists only when `Decoded.nbest` is first read. Both use
-the same order: best score first, ties broken by window, then by pair, so the first n-best
-entry is always the prediction.
+`postprocess` takes each example's best answer straight from the pair scores: each window's
+best pair (the first of equal scores), then each example's best window (the first of equal
+scores), so no candidate list is sorted and no Python runs per candidate. The n-best lists
+are built only when `Decoded.nbest` is first read: a window's spans are distinct, so only
+its `n_best_size` best pairs can reach its example's n-best and just those are kept; the
+candidates of all windows are sorted at once by example and score (equal scores in window,
+then pair order, so the first entry is always the prediction); the same character span found
+by several (overlapping) windows keeps its best score, and each example keeps its
+`n_best_size` best spans, with texts, refined spans and softmax probabilities.
 
 Unlike the Hugging Face recipe, which takes the n-best starts and ends among all tokens and
 drops non-context ones afterwards, the n-best here are taken among context tokens only, so a
@@ -31,7 +33,9 @@ import numpy as np
 
 from qaframe.types import Features, QAExample, Refiner
 
-CHUNK = 512  # windows whose top starts and ends are picked at once
+CHUNK = 512  # windows handled at once: their temporaries stay small enough for the CPU cache
+_LOW = 0xFFFFFFFF  # the low 32 bits of a packed int64 key: the inverted column
+_NO_KEY = -np.int64(np.float32(np.inf).view(np.int32))  # the key of -inf
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class _Spans:
 
 @dataclass
 class _Pairs:
-    """Each window's k best context starts and ends (columns and logits); pair a * k + b joins start a with end b."""
+    """Each window's k best context starts and ends (columns and logits, best first); pair a * k + b joins start a with end b."""
 
     start_cols: np.ndarray  # (windows, k) int32
     end_cols: np.ndarray  # (windows, k) int32
@@ -92,7 +96,10 @@ class _Pairs:
         """(windows in `rows`, k * k) pair scores: start logit + end logit, -inf where the pair is not a span."""
         # token count minus one; a negative one (end before start) wraps around to a huge unsigned value
         span = (self.end_cols[rows, None, :] - self.start_cols[rows, :, None]).view(np.uint32)
-        scores = np.where(span < self.max_answer_length, self.top_starts[rows, :, None] + self.top_ends[rows, None, :], -np.inf)
+        limit = (span < self.max_answer_length).astype(self.top_starts.dtype)
+        limit -= 0.5
+        limit *= np.inf  # +inf for a span, -inf otherwise: a minimum masks faster than a boolean select
+        scores = np.minimum(self.top_starts[rows, :, None] + self.top_ends[rows, None, :], limit)
         return scores.reshape(len(scores), -1)
 
 
@@ -115,16 +122,49 @@ def _context_tokens(features: Features, width: int) -> tuple[np.ndarray, np.ndar
     return is_context, np.concatenate([[0], np.cumsum(lengths)])
 
 
-def _top_columns(values: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest values of each row, in no particular order."""
-    width = values.shape[1]
-    if k >= width:
-        return np.broadcast_to(np.arange(width), values.shape)
-    return np.argpartition(values, width - k, axis=1)[:, width - k :]
+def _key(bits: np.ndarray) -> np.ndarray:
+    """int32 keys that order like the float32 numbers whose bits they take (-0.0 and 0.0 get the same key)."""
+    sign = bits >> 31
+    return ((bits & 0x7FFFFFFF) ^ sign) - sign
+
+
+def _value(keys: np.ndarray) -> np.ndarray:
+    """The float32 numbers of int32 keys (the inverse of `_key`)."""
+    sign = keys >> 31
+    return (((keys ^ sign) - sign) | (sign << 31)).view(np.float32)
+
+
+def _top_float32(logits: np.ndarray, ceiling: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns and values of the k largest context logits of each row, best first, ties to the lower column.
+
+    Each logit becomes one int64: a key that orders like the logit, above its inverted column;
+    `ceiling` (from `_key_ceiling`) turns the keys outside the context into those of -inf. A
+    plain (SIMD) partition of the keys then picks the columns, about twice as fast as an
+    argpartition of the logits.
+    """
+    keys = _key(logits.view(np.int32)).astype(np.int64)
+    keys <<= 32
+    keys |= _LOW - np.arange(logits.shape[1])
+    np.minimum(keys, ceiling, out=keys)
+    keys.partition(keys.shape[1] - k, axis=1)
+    top = np.sort(keys[:, keys.shape[1] - k :], axis=1)[:, ::-1]
+    return _LOW - (top & _LOW), _value((top >> 32).astype(np.int32))
+
+
+def _key_ceiling(context: np.ndarray) -> np.ndarray:
+    """The largest packed key each column may keep: any inside the context, that of -inf outside."""
+    return np.where(context, np.iinfo(np.int64).max, (_NO_KEY << 32) | (_LOW - np.arange(context.shape[1])))
+
+
+def _top_sorted(logits: np.ndarray, context: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What `_top_float32` returns, for logits of other dtypes, by a stable argsort."""
+    masked = np.where(context, logits, -np.inf)
+    columns = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    return columns, np.take_along_axis(masked, columns, axis=1)
 
 
 def _chunks(windows: int):
-    """Row slices of CHUNK windows: the temporaries of one slice stay small enough for the CPU cache."""
+    """Row slices of CHUNK windows."""
     return (slice(a, min(a + CHUNK, windows)) for a in range(0, windows, CHUNK))
 
 
@@ -134,7 +174,7 @@ def _empty() -> _Spans:
 
 
 def _pairs(features: Features, start_logits, end_logits, n_examples: int, n_best_size: int, max_answer_length: int):
-    """Each window's best context starts and ends, or None when no window can hold a span."""
+    """Each window's best context starts and ends, or None when no window can hold a span; CHUNK windows at a time."""
     start_logits, end_logits = _as_float(start_logits), _as_float(end_logits)
     if start_logits.shape != end_logits.shape or start_logits.ndim != 2 or start_logits.shape[0] != len(features):
         raise ValueError(
@@ -148,6 +188,7 @@ def _pairs(features: Features, start_logits, end_logits, n_examples: int, n_best
     is_context, splits = _context_tokens(features, width)
     k = min(n_best_size, width)
     dtype = np.result_type(start_logits, end_logits)
+    start_logits, end_logits = start_logits.astype(dtype, copy=False), end_logits.astype(dtype, copy=False)
     pairs = _Pairs(
         np.empty((windows, k), np.int32), np.empty((windows, k), np.int32),
         np.empty((windows, k), dtype), np.empty((windows, k), dtype), max_answer_length,
@@ -157,11 +198,13 @@ def _pairs(features: Features, start_logits, end_logits, n_examples: int, n_best
         lengths = splits[rows.start + 1 : rows.stop + 1] - splits[rows]
         context = np.zeros((len(lengths), width), dtype=bool)
         context[columns[None, :] < lengths[:, None]] = is_context[splits[rows.start] : splits[rows.stop]]
-        for logits, cols, tops in ((start_logits, pairs.start_cols, pairs.top_starts), (end_logits, pairs.end_cols, pairs.top_ends)):
-            masked = np.where(context, logits[rows], -np.inf)
-            top = _top_columns(masked, k)
-            cols[rows] = top
-            tops[rows] = np.take_along_axis(masked, top, axis=1)
+        if dtype == np.float32:
+            ceiling = _key_ceiling(context)
+            pairs.start_cols[rows], pairs.top_starts[rows] = _top_float32(start_logits[rows], ceiling, k)
+            pairs.end_cols[rows], pairs.top_ends[rows] = _top_float32(end_logits[rows], ceiling, k)
+        else:
+            pairs.start_cols[rows], pairs.top_starts[rows] = _top_sorted(start_logits[rows], context, k)
+            pairs.end_cols[rows], pairs.top_ends[rows] = _top_sorted(end_logits[rows], context, k)
     return pairs
 
 
@@ -323,17 +366,17 @@ def postprocess(
     """
     pairs = _pairs(features, start_logits, end_logits, len(examples), n_best_size, max_answer_length)
     best = _best(pairs, features)
-    contexts = [example.context for example in examples]
-    owner, raw_start, raw_end = best.example.tolist(), best.start.tolist(), best.end.tolist()
-    raw_predictions = dict.fromkeys((example.id for example in examples), "")
+    answered = [examples[i] for i in best.example.tolist()]
+    ids = [example.id for example in answered]
+    raw = [e.context[a:b] for e, a, b in zip(answered, best.start.tolist(), best.end.tolist())]
+    raw_predictions = dict.fromkeys([example.id for example in examples], "")
     predictions = dict(raw_predictions)
-    ids = [examples[i].id for i in owner]
-    raw_predictions.update(zip(ids, (contexts[i][s:e] for i, s, e in zip(owner, raw_start, raw_end))))
+    raw_predictions.update(zip(ids, raw))
     if refiner is None:
-        predictions.update((k, raw_predictions[k]) for k in ids)
+        predictions.update(zip(ids, raw))
     else:
-        start, end = _refine(best, contexts, refiner)
-        predictions.update(zip(ids, (contexts[i][s:e] for i, s, e in zip(owner, start.tolist(), end.tolist()))))
+        start, end = _refine(best, [example.context for example in examples], refiner)
+        predictions.update(zip(ids, [e.context[a:b] for e, a, b in zip(answered, start.tolist(), end.tolist())]))
 
     def build_nbest() -> dict[str, list[dict]]:
         return _nbest_lists(examples, _nbest(pairs, features, n_best_size), refiner)

@@ -25,7 +25,7 @@ from qaframe.errors import UserError
 from qaframe.features import build_featurizer
 from qaframe.models import load_tokenizer
 from qaframe.task import UNSEEN, left_aligned
-from qaframe.types import Features, FeaturizerSettings, ModelSpec, QAExample
+from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
 METADATA_FILE = "qaframe.json"
 
@@ -99,7 +99,7 @@ class Predictor:
         if not folder.is_dir():
             raise UserError(f"model folder {folder} does not exist; pass the model/ folder that `qaframe run` wrote")
         metadata = read_metadata(folder)
-        spec = ModelSpec(source=str(folder))
+        spec = ModelSpec(source=str(folder), trust_remote_code=trust_remote_code)
         host = plugins.get_host()
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
@@ -111,6 +111,8 @@ class Predictor:
         featurizer = build_featurizer(metadata.get("featurizer", "sliding-window"), FeaturizerSettings(**settings))
         refiner_name = metadata.get("refiner", "none")
         refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
+        if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
+            load_refiner_state(refiner, folder / REFINER_STATE_FILE)
         precision = "bf16-mixed" if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported() else "32"
         name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
         return cls(
@@ -146,6 +148,14 @@ class Predictor:
             ][:top_k]
             for e in examples
         ]
+
+
+def load_refiner_state(refiner, path: Path) -> None:
+    """Restore a trainable refiner from its JSON state file; UserError naming the file when it cannot."""
+    try:
+        refiner.load_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"cannot read the {refiner.name} refiner state {path}: {error}; re-run `qaframe run` or delete the file") from None
 
 
 def read_metadata(folder: Path) -> dict:

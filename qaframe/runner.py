@@ -22,6 +22,7 @@ completed.
 from __future__ import annotations
 
 import dataclasses
+from pickle import UnpicklingError
 import resource
 import shutil
 import sys
@@ -45,7 +46,7 @@ from qaframe.features import build_featurizer, load_or_build
 from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
-from qaframe.types import CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings
+from qaframe.types import REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner
 
 Echo = Callable[[str], None]
 RESULT_FILES = ("metrics.json", "predictions.json", "nbest_predictions.json")
@@ -91,6 +92,12 @@ def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
     path = checkpoints / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise UserError(f"--resume {resume}: no checkpoint at {path}; start without --resume, or pass an existing .ckpt file")
+    try:  # read it safely now, so a bad file fails before anything is featurized or written
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise UserError(f"--resume {resume}: {path} is not a checkpoint that can be loaded safely ({reason}); "
+                        "pass a checkpoint written by `qaframe run`") from None
     return str(path)
 
 
@@ -128,7 +135,7 @@ def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
     metric = host.create("metric", corpus.metric)
     refiner_name = config.refiner or corpus.refiner
     refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
-    spec = resolve_model(config.model)
+    spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
     model_config = load_config(spec, trust_remote_code=config.trust_remote_code)
     check_max_seq_length(spec, model_config, config.max_seq_length)
     tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code)
@@ -146,6 +153,9 @@ def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
     dev_split = _load_split(corpus, config.corpus, "dev", echo)
     train = _features(featurizer, tokenizer, train_split, "train", cache_dir, config.overwrite_cache, echo)
     dev = _features(featurizer, tokenizer, dev_split, "dev", cache_dir, config.overwrite_cache, echo)
+    if isinstance(refiner, TrainableRefiner):
+        refiner.fit(train_split.examples, tokenizer)
+        echo(f"refiner {refiner_name}: fitted on the {len(train_split.examples)} training examples")
 
     pl.seed_everything(config.seed, workers=True, verbose=False)
     model = host.create("head", config.head, spec, pretrained=resume is None and not spec.random_init)
@@ -207,7 +217,7 @@ def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
         "devices": trainer.world_size,
         "peak_memory_mb": round(peak_memory_mb(device.type), 1),
     }
-    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings))
+    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings), refiner)
     write_outputs(output_dir, evaluation, metrics)
     return RunResult(config, output_dir, metrics)
 
@@ -230,7 +240,7 @@ def _trainer(config: RunConfig, output_dir: Path):
             max_epochs=config.max_epochs, max_steps=config.max_steps,
             accumulate_grad_batches=config.accumulate_grad_batches,
             gradient_clip_val=config.gradient_clip_val or None,
-            callbacks=[checkpoint, EpochSeed(config.seed), clock],
+            callbacks=[checkpoint, BatchSeed(config.seed), clock],
             logger=CSVLogger(output_dir, name="logs"),
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
             enable_model_summary=False, **limits,
@@ -241,14 +251,18 @@ def _trainer(config: RunConfig, output_dir: Path):
     return trainer, checkpoint, clock
 
 
-class EpochSeed(Callback):
-    """Reseeds torch at every epoch start from (seed, epoch), so a run resumed at an epoch boundary matches an uninterrupted one."""
+class BatchSeed(Callback):
+    """Reseeds torch before every training batch from (seed, epoch, batch), so dropout after a resume matches an uninterrupted run.
+
+    Per batch rather than per epoch: Lightning 2.6 skips on_train_epoch_start for the first
+    epoch after resuming from an end-of-epoch checkpoint.
+    """
 
     def __init__(self, seed: int):
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        torch.manual_seed(self.seed * 1000 + trainer.current_epoch)
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + trainer.current_epoch * 100_003 + batch_idx)
 
 
 class TrainClock(Callback):
@@ -290,8 +304,8 @@ def model_metadata(config: RunConfig, settings: FeaturizerSettings) -> dict[str,
     }
 
 
-def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any]) -> None:
-    """Write save_pretrained files, the tokenizer and qaframe.json into `folder`, replacing it as a whole."""
+def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any], refiner=None) -> None:
+    """Write save_pretrained files, the tokenizer, qaframe.json and a trainable refiner's refiner.json into `folder`, replacing it as a whole."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; the exported model is meant to be shared
@@ -299,6 +313,8 @@ def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any]) -> Non
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         io.write_json(staging / "qaframe.json", metadata)
+        if isinstance(refiner, TrainableRefiner):
+            io.write_json(staging / REFINER_STATE_FILE, refiner.to_json())
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
             folder.rename(old / folder.name)
@@ -327,8 +343,13 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     corpus = host.create("corpus", corpus_name, options)
     metric = host.create("metric", corpus.metric)
     refiner_name = refiner or corpus.refiner
-    refiner_obj = None if refiner_name == "none" else host.create("refiner", refiner_name)
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
+    if refiner_name == predictor.metadata.get("refiner", "none"):
+        refiner_obj = predictor.refiner  # fitted state included (refiner.json)
+    else:
+        refiner_obj = None if refiner_name == "none" else host.create("refiner", refiner_name)
+        if isinstance(refiner_obj, TrainableRefiner):
+            refiner_obj.fit(_load_split(corpus, corpus_name, "train", echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
     loaded = _load_split(corpus, corpus_name, split, echo)
     for stale in RESULT_FILES:

@@ -142,6 +142,7 @@ class ModelSpec:
     max_positions: int | None = None  # position-embedding limit (KcBERT: 300)
     cased: bool | None = None
     random_init: bool = False  # build from config with random weights (offline tiny models)
+    trust_remote_code: bool = False  # let transformers run code from the model's folder or hub repo
     description: str = ""
 
 

@@ -35,7 +35,7 @@ def test_recipe_defaults_depend_on_whether_the_model_starts_from_random_weights(
     assert config.learning_rate is None and config.max_epochs is None and config.train_batch_size is None
     scratch = config.with_model_defaults(random_init=True)
     pretrained = config.with_model_defaults(random_init=False)
-    assert (scratch.learning_rate, scratch.max_epochs, scratch.train_batch_size) == (1e-3, 5, 16)
+    assert (scratch.learning_rate, scratch.max_epochs, scratch.train_batch_size) == (1e-3, 8, 16)
     assert (pretrained.learning_rate, pretrained.max_epochs, pretrained.train_batch_size) == (5e-5, 3, 32)
     chosen = RunConfig.from_sources(overrides={"learning_rate": 3e-5, "max_epochs": 1})
     filled = chosen.with_model_defaults(random_init=True)

@@ -199,3 +199,36 @@ def test_shape_mismatch_is_rejected():
     features = make_features([(0, [Q, TOKENS[0]])])
     with pytest.raises(ValueError, match="logits"):
         nbest_spans(features, np.zeros((2, 2)), np.zeros((2, 2)), 1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(decoding_inputs())
+def test_float32_logits_agree_with_brute_force_reference(inputs):
+    features, start, end, n_examples, n_best_size, max_answer_length = inputs
+    start, end = start.astype(np.float32), end.astype(np.float32)
+    expected = reference_nbest(features, start, end, n_examples, n_best_size, max_answer_length)
+    got = nbest_spans(features, start, end, n_examples, n_best_size=n_best_size, max_answer_length=max_answer_length)
+    assert [[(c.start, c.end, c.last_token_start, c.score) for c in spans] for spans in got] == [
+        [(c.start, c.end, c.last_token_start, c.score) for c in spans] for spans in expected
+    ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(decoding_inputs(), st.booleans())
+def test_prediction_is_the_first_nbest_entry_whatever_the_dtype_even_with_ties(inputs, refine):
+    features, start, end, n_examples, n_best_size, max_answer_length = inputs
+    start, end = np.round(start), np.round(end)  # few distinct values: many equal scores
+    examples = [QAExample(id=f"e{i}", title="", question="?", context="abc " * 40) for i in range(n_examples)]
+    refiner = CutLastCharacter() if refine else None
+    results = [
+        postprocess(examples, features, start.astype(dtype), end.astype(dtype), refiner=refiner,
+                    n_best_size=n_best_size, max_answer_length=max_answer_length)
+        for dtype in (np.float32, np.float64)
+    ]
+    for decoded in results:
+        for example in examples:
+            entries = decoded.nbest[example.id]
+            assert decoded.predictions[example.id] == (entries[0]["text"] if entries else "")
+            assert decoded.raw_predictions[example.id] == (entries[0]["raw_text"] if entries else "")
+    assert results[0].predictions == results[1].predictions
+    assert results[0].nbest == results[1].nbest

@@ -5,16 +5,12 @@ from __future__ import annotations
 import huggingface_hub
 import pytest
 import torch
-import transformers
 from plugins_for_tests import mlp_head
-from transformers.pipelines import get_supported_tasks
 
 from qaframe.errors import UserError
 from qaframe.types import ModelSpec, OptimizerSettings
 
 # transformers 5 dropped the extractive question-answering pipeline; 4.x still has it
-QA_PIPELINE_REMOVED = "question-answering" not in get_supported_tasks()
-
 
 @pytest.fixture
 def tiny(qaframe_host) -> ModelSpec:
@@ -95,21 +91,6 @@ def test_saved_span_folder_loads_with_plain_transformers(qaframe_host, tiny, tmp
     assert tokenizer.is_fast and tokenizer.unk_token_id not in inputs["input_ids"][0].tolist()
     for mine, theirs in zip(logits(model, dict(inputs)), logits(loaded, dict(inputs))):
         assert torch.equal(mine, theirs)
-
-
-@pytest.mark.skipif(QA_PIPELINE_REMOVED, reason=f"transformers {transformers.__version__} removed the question-answering pipeline")
-def test_pipeline_loads_the_saved_span_folder_and_answers(qaframe_host, tiny, tmp_path):
-    from transformers import pipeline
-
-    from qaframe.models import load_tokenizer
-
-    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
-    load_tokenizer(tiny).save_pretrained(tmp_path)
-    answerer = pipeline("question-answering", model=str(tmp_path), tokenizer=str(tmp_path), device="cpu")
-    context = "세종대왕은 1397년 한양에서 태어났다. 그는 조선의 네 번째 임금이다."
-    result = answerer(question="세종대왕은 언제 태어났나?", context=context)
-    assert context[result["start"] : result["end"]] == result["answer"]
-    assert result["answer"] and 0.0 <= result["score"] <= 1.0
 
 
 def test_hub_id_that_cannot_be_reached_offline_is_a_one_line_user_error(qaframe_host, offline):

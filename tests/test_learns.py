@@ -1,7 +1,7 @@
 """It learns: the offline quickstart (`qaframe run` with its defaults) takes a tiny model from scratch to EM >= 90.
 
 The defaults are the built-in synthetic Korean set and the packaged `tiny` model (random
-weights, KcBERT vocabulary) with its from-scratch recipe (learning rate 1e-3, 5 epochs,
+weights, KcBERT vocabulary) with its from-scratch recipe (learning rate 1e-3, 8 epochs,
 batch 16). An off-by-one in labels, padding or decoding keeps exact match far below 90 even
 when the loss falls, which is what this test is for. Measured: EM 96.0, F1 97.5 on the 300 dev
 questions; about 45 s of training on 2 free CPU cores (far longer when the cores are shared).

@@ -103,8 +103,6 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_completes(killed_and_resum
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="qaframe.runner.EpochSeed reseeds dropout in on_train_epoch_start, which Lightning 2.6 "
-                   "skips for the first epoch after resuming from an end-of-epoch checkpoint; reseed in on_train_batch_start")
 def test_a_resumed_run_equals_the_uninterrupted_run_exactly(killed_and_resumed):
     (resumed, resumed_predictions), (expected, expected_predictions) = outputs(killed_and_resumed, "killed"), outputs(killed_and_resumed, "reference")
     ours, theirs = weights(killed_and_resumed / "killed"), weights(killed_and_resumed / "reference")

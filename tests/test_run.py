@@ -9,15 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import transformers
-from transformers.pipelines import get_supported_tasks
 
 from qaframe import cli as cli_module
 from qaframe.types import QAExample
 
 # transformers 5 removed the extractive question-answering pipeline; the export is checked through the Auto classes too
-QA_PIPELINE_REMOVED = "question-answering" not in get_supported_tasks()
-
 SMOKE = ["--corpus", "sample", "--model", "tiny", "--max-epochs", "2", "--limit-train-batches", "2",
          "--limit-val-batches", "1", "--train-batch-size", "8", "--eval-batch-size", "16", "--max-seq-length", "128", "--doc-stride", "32"]
 
@@ -90,16 +86,6 @@ def test_exported_model_is_a_standard_hugging_face_qa_model(trained):
     n = encoded["input_ids"].shape[1]
     assert np.allclose(start[0, :n], output.start_logits[0].numpy(), atol=1e-4)
     assert np.allclose(end[0, :n], output.end_logits[0].numpy(), atol=1e-4)
-
-
-@pytest.mark.skipif(QA_PIPELINE_REMOVED, reason=f"transformers {transformers.__version__} removed the question-answering pipeline")
-def test_pipeline_loads_the_exported_model(trained):
-    from transformers import pipeline
-
-    qa = pipeline("question-answering", model=str(trained / "model"), tokenizer=str(trained / "model"))
-    context = "김철수는 1987년에 서울에서 태어났다."
-    answer = qa(question="김철수는 어디에서 태어났나?", context=context)
-    assert context[answer["start"] : answer["end"]] == answer["answer"]
 
 
 def test_evaluate_reproduces_the_run_metrics_on_the_scored_examples(trained, tmp_path, monkeypatch, capsys):

@@ -103,7 +103,6 @@ def test_a_crafted_resume_checkpoint_is_never_run(tmp_path, crafted_checkpoint, 
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="runner.resolve_resume should read the checkpoint with weights_only=True and raise a one-line UserError")
 def test_a_crafted_resume_checkpoint_is_a_one_line_error_before_anything_runs(tmp_path, crafted_checkpoint, capsys):
     code, _, err = qaframe(capsys, "run", *TINY_RUN, "--output-dir", tmp_path / "out", "--cache-dir", tmp_path / "cache", "--resume", "last")
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(crafted_checkpoint) in err
@@ -116,7 +115,6 @@ def test_crafted_model_weights_are_never_run(tmp_path, crafted_model, capsys):
     assert code != 0 and "Traceback" not in err and "Weights only load failed" in err
 
 
-@pytest.mark.xfail(strict=True, reason="plugins/heads.py span() should turn pickle.UnpicklingError into its one-line load_error")
 def test_crafted_model_weights_are_a_one_line_error(tmp_path, crafted_model, capsys):
     code, _, err = qaframe(capsys, "predict", "--model", crafted_model, "--question", "언제?", "--context", "1978년에 창단되었다.")
     assert code == 2 and len(err.strip().splitlines()) == 1 and str(crafted_model) in err
@@ -151,6 +149,8 @@ def unsafe_loads(source: str) -> list[str]:
             found += [f"import {a.name}" for a in node.names if a.name.split(".")[0] in UNPICKLERS]
         elif isinstance(node, ast.ImportFrom):
             module = (node.module or "").split(".")[0]
+            if [a.name for a in node.names] == ["UnpicklingError"]:
+                continue  # the exception class alone, to turn an unsafe file into a one-line error
             if module in UNPICKLERS or (module in ("torch", "numpy", "yaml") and any(a.name in ("load", "unsafe_load", "full_load") for a in node.names)):
                 found.append(f"from {node.module} import ...")
         elif isinstance(node, ast.Call):
@@ -255,8 +255,6 @@ def test_predict_passes_trust_remote_code_when_asked(saved_model, transformers_c
     assert ("AutoTokenizer.from_pretrained", True) in transformers_calls
 
 
-@pytest.mark.xfail(strict=True, reason="Predictor.load and runner.run do not hand trust_remote_code to the head factory, "
-                   "so a remote-code model's config and weights load untrusted even with --trust-remote-code")
 def test_predict_trusts_every_loader_when_asked(saved_model, transformers_calls, capsys):
     code, _, err = qaframe(capsys, "predict", "--model", saved_model, "--question", "언제?", "--context", "1978년에 창단되었다.", "--trust-remote-code")
     assert code == 0, err

@@ -1,0 +1,313 @@
+"""Train benchmark: sequences per second, model-FLOPs utilization and peak memory, `qaframe run` against the Trainer peer.
+
+Both sides train the same model (a KcBERT-shaped config with random weights: `--shape base` is
+kcbert-base, 12 layers, hidden 768, for a GPU; `--shape tiny` is 2 layers, hidden 128, for a
+CPU) on windows of the KorQuAD-sized generated input (benchmarks/common.py; seq 300, overlap
+128), with the same batch size, precision, learning rate and seed, each in its own process
+(so peak memory is its own), and the figures come from the same invocation.
+
+qaframe: `qaframe.runner.run` with a RunConfig (corpus squad-json on the generated files, a
+model alias registered through the plugin API, `--max-steps`), i.e. what `qaframe run` does:
+unpadded cached features, per-batch padding with length-grouped batches, the `span` head
+(SDPA attention), `adamw` (fused on CUDA), Lightning with the chosen precision, optionally
+`--compile`. A callback is added to the Trainer the runner builds (by wrapping
+`runner._trainer`: the runner takes no extra callbacks) to time the steps.
+
+Peer: the Hugging Face recipe: the run_qa features padded to max length
+(benchmarks/featurize.py), AutoModelForQuestionAnswering.from_config, TrainingArguments and
+Trainer with their defaults (default data collator, the default optimizer), bf16 when the
+precision is bf16-mixed.
+
+Timing: the first `--warmup` optimizer steps are excluded; the clock runs from the end of
+step `warmup` to the end of step `warmup + steps` (CUDA synchronized at both ends), and
+sequences per second = windows trained in between / seconds.
+
+FLOPs: per window of n real tokens, 6 * N * n + 12 * L * H * n^2, where N counts the
+parameters outside the embedding tables (the matrices every token goes through, forward and
+backward: 2 + 4 FLOPs per parameter and token), L the layers, H the hidden size (the attention
+scores and the weighted sum, 4 * n * H per token and layer forward, 3x with backward).
+`mfu` counts real tokens only (useful work) against the machine's peak, measured here as the
+best of a few large matmuls in the training precision (fp32 on CPU, bf16 on GPU);
+`hfu` counts every position of the padded batches (what the hardware computed).
+Peak memory: torch.cuda.max_memory_allocated on GPU, the process's peak RSS on CPU.
+
+`python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
+[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile] [--num-workers N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import best_of, emit, generate_examples, model_folder, register_random_model, write_squad
+
+MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY = 300, 128, 64
+LEARNING_RATE, SEED = 5e-5, 42
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak GPU memory allocated (cuda) or this process's peak resident memory (cpu), in MiB."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def model_shape(model) -> dict:
+    """N (parameters outside the embedding tables), layers and hidden size, for the FLOPs formula."""
+    config = model.config
+    matrices = sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name)
+    return {"params": sum(p.numel() for p in model.parameters()), "params_matmul": matrices,
+            "layers": config.num_hidden_layers, "hidden": config.hidden_size}
+
+
+class Window:
+    """Counts what the timed steps trained: windows, real tokens and their squares, padded positions."""
+
+    def __init__(self):
+        self.windows = self.tokens = self.tokens_squared = self.positions = self.positions_squared = 0
+
+    def add(self, lengths, width: int) -> None:
+        """One batch: the real length of each window, and the padded width."""
+        self.windows += len(lengths)
+        self.tokens += int(sum(lengths))
+        self.tokens_squared += int(sum(n * n for n in lengths))
+        self.positions += len(lengths) * width
+        self.positions_squared += len(lengths) * width * width
+
+    def flops(self, shape: dict) -> tuple[float, float]:
+        """(useful FLOPs over real tokens, hardware FLOPs over padded positions)."""
+        per_token, attention = 6 * shape["params_matmul"], 12 * shape["layers"] * shape["hidden"]
+        return (per_token * self.tokens + attention * self.tokens_squared,
+                per_token * self.positions + attention * self.positions_squared)
+
+
+def cpu_seconds() -> float:
+    """CPU time this process has used so far, all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_result(window: Window, clock: dict, shape: dict, device: str, extra: dict) -> dict:
+    """The figures of one side, from its step clock's wall and CPU times."""
+    seconds = clock["stop"] - clock["start"]
+    useful, hardware = window.flops(shape)
+    return {
+        "sequences_per_s": round(window.windows / seconds, 2),
+        "tokens_per_s": round(window.tokens / seconds, 1),
+        "padding_fraction": round(1 - window.tokens / window.positions, 3),
+        "useful_tflops": round(useful / seconds / 1e12, 4),
+        "hardware_tflops": round(hardware / seconds / 1e12, 4),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+        "timed_seconds": round(seconds, 2),
+        "timed_cpu_seconds": round(clock["cpu_stop"] - clock["cpu_start"], 2),
+        "timed_windows": window.windows,
+        **shape,
+        **extra,
+    }
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so the clock measures it."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# -- qaframe ------------------------------------------------------------------------
+def run_qaframe(args, work: Path) -> dict:
+    """Train through qaframe.runner.run with a step clock on its Trainer."""
+    import torch
+    from pytorch_lightning.callbacks import Callback
+
+    from qaframe import runner
+    from qaframe.config import RunConfig
+
+    examples = generate_examples(args.examples)
+    train_file = write_squad(examples, work / "train.json")
+    dev_file = write_squad(examples[:64], work / "dev.json")
+    register_random_model("bench-model", model_folder(args.shape, work / "model-config"))
+    window, clock, seen = Window(), {}, {}
+
+    class StepClock(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            step = trainer.global_step
+            if step == args.warmup:
+                sync(args.device)
+                clock["start"], clock["cpu_start"] = time.perf_counter(), cpu_seconds()
+            elif args.warmup < step <= args.warmup + args.steps:
+                # lengths stay on the device until the end: no synchronization per step
+                seen.setdefault("lengths", []).append(batch["attention_mask"].sum(dim=1))
+                seen.setdefault("widths", []).append(batch["input_ids"].shape[1])
+                if step == args.warmup + args.steps:
+                    sync(args.device)
+                    clock["stop"], clock["cpu_stop"] = time.perf_counter(), cpu_seconds()
+                    seen["shape"] = model_shape(pl_module.model)
+                    optimizer = trainer.optimizers[0]
+                    seen["fused_adamw"] = bool(optimizer.defaults.get("fused"))
+                    seen["attention"] = getattr(pl_module.model.config, "_attn_implementation", None)
+                    seen["precision"] = str(trainer.precision)
+
+    build_trainer = runner._trainer
+
+    def trainer_with_clock(config, output_dir):
+        trainer, checkpoint, train_clock = build_trainer(config, output_dir)
+        trainer.callbacks.append(StepClock())
+        return trainer, checkpoint, train_clock
+
+    runner._trainer = trainer_with_clock
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    config = RunConfig(
+        corpus="squad-json", train_file=train_file, dev_file=dev_file, model="bench-model", refiner="none",
+        max_seq_length=MAX_SEQ_LENGTH, doc_stride=OVERLAP, max_query_length=MAX_QUERY,
+        train_batch_size=args.batch_size, eval_batch_size=64, learning_rate=LEARNING_RATE, max_epochs=100,
+        max_steps=args.warmup + args.steps, precision=args.precision, accelerator="gpu" if args.device == "cuda" else "cpu",
+        devices="1", num_workers=args.num_workers, compile=args.compile, seed=SEED, limit_val_batches=1,
+        output_dir=work / "run", cache_dir=work / "cache",
+    )
+    runner.run(config, echo=lambda message: None)
+    for lengths, width in zip(seen["lengths"], seen["widths"]):
+        window.add(lengths.tolist(), width)
+    extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
+    extra["compile"] = args.compile
+    return timed_result(window, clock, seen["shape"], args.device, extra)
+
+
+# -- peer ---------------------------------------------------------------------------
+def run_peer(args, work: Path) -> dict:
+    """Train with transformers' Trainer on the recipe's max-length-padded features."""
+    import torch
+    from featurize import peer_train_features
+    from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, Trainer, TrainerCallback,
+                              TrainingArguments, default_data_collator)
+
+    folder = model_folder(args.shape, work / "model-config")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    features = peer_train_features(generate_examples(args.examples), tokenizer, MAX_SEQ_LENGTH, OVERLAP)
+    dataset = [dict(zip(features, row)) for row in zip(*features.values())]
+    torch.manual_seed(SEED)
+    model = AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(str(folder)))
+    batches: list[tuple[list[int], int]] = []
+
+    def counting_collator(rows):
+        batches.append(([sum(row["attention_mask"]) for row in rows], len(rows[0]["input_ids"])))
+        return default_data_collator(rows)
+
+    clock = {}
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, arguments, state, control, **kwargs):
+            if state.global_step == args.warmup:
+                sync(args.device)
+                clock["start"], clock["cpu_start"] = time.perf_counter(), cpu_seconds()
+            elif state.global_step == args.warmup + args.steps:
+                sync(args.device)
+                clock["stop"], clock["cpu_stop"] = time.perf_counter(), cpu_seconds()
+
+    training = TrainingArguments(
+        output_dir=str(work / "peer"), per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+        learning_rate=LEARNING_RATE, weight_decay=0.01, bf16=args.precision == "bf16-mixed", seed=SEED,
+        save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
+        use_cpu=args.device == "cpu", dataloader_num_workers=args.num_workers,
+    )
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    trainer = Trainer(model=model, args=training, train_dataset=dataset, data_collator=counting_collator,
+                      callbacks=[StepClock()])
+    trainer.train()
+    window = Window()
+    for lengths, width in batches[args.warmup : args.warmup + args.steps]:
+        window.add(lengths, width)
+    extra = {"optimizer": str(training.optim), "attention": getattr(model.config, "_attn_implementation", None),
+             "precision": "bf16-mixed" if training.bf16 else "32"}
+    return timed_result(window, clock, model_shape(model), args.device, extra)
+
+
+# -- the whole benchmark -------------------------------------------------------------
+def matmul_peak_tflops(device: str, precision: str) -> float:
+    """The best of a few large matmuls in the training precision, in TFLOP/s: what this machine can reach."""
+    import torch
+
+    size = 8192 if device == "cuda" else 2048
+    dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+
+    def product():
+        a @ b
+        sync(device)
+
+    product()
+    seconds, _ = best_of(10 if device == "cuda" else 5, product)
+    return 2 * size**3 / seconds / 1e12
+
+
+def side(name: str, argv: list[str]) -> dict:
+    """Run one side in its own process; its last stdout line is its JSON."""
+    done = subprocess.run([sys.executable, __file__, *argv, "--side", name], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} side failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    """Run both sides (or one, with --side) and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shape", choices=("tiny", "base"), default="tiny")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps")
+    parser.add_argument("--warmup", type=int, default=3, help="optimizer steps before the clock starts")
+    parser.add_argument("--precision", choices=("32", "bf16-mixed"), default="32")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--compile", action="store_true", help="qaframe side: --compile (torch.compile)")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, both sides")
+    parser.add_argument("--examples", type=int, default=2000, help="generated examples to featurize (windows ~1.4x)")
+    parser.add_argument("--side", choices=("qaframe", "peer"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+
+    if args.side:
+        with tempfile.TemporaryDirectory(prefix="qaframe-bench-") as work:
+            result = (run_qaframe if args.side == "qaframe" else run_peer)(args, Path(work))
+        print(json.dumps(result))
+        return
+    ours, peer = side("qaframe", argv), side("peer", argv)
+    peak = matmul_peak_tflops(args.device, args.precision)
+    for figures in (ours, peer):
+        figures["mfu"] = round(figures["useful_tflops"] / peak, 4)
+        figures["hfu"] = round(figures["hardware_tflops"] / peak, 4)
+    emit({
+        "stage": "train",
+        "qaframe_sequences_per_s": ours["sequences_per_s"],
+        "peer_sequences_per_s": peer["sequences_per_s"],
+        "ratio": round(ours["sequences_per_s"] / peer["sequences_per_s"], 2),
+        "qaframe_mfu": ours["mfu"],
+        "peer_mfu": peer["mfu"],
+        "qaframe_peak_memory_mb": ours["peak_memory_mb"],
+        "peer_peak_memory_mb": peer["peak_memory_mb"],
+        "peak_memory_kind": "torch.cuda.max_memory_allocated" if args.device == "cuda" else "peak RSS of the process",
+        "matmul_peak_tflops": round(peak, 3),
+        "flops_formula": "per window of n tokens: 6*N*n + 12*L*H*n^2 (N: parameters outside embeddings); mfu: real tokens, hfu: padded",
+        "shape": args.shape,
+        "batch_size": args.batch_size,
+        "precision": args.precision,
+        "max_seq_length": MAX_SEQ_LENGTH,
+        "warmup_steps": args.warmup,
+        "timed_steps": args.steps,
+        "qaframe": ours,
+        "peer": peer,
+    })
+
+
+if __name__ == "__main__":
+    main()
