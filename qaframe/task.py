@@ -14,7 +14,7 @@ repeated to even out the shards are written twice to the same slot, so they coun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Sequence
 
@@ -36,7 +36,6 @@ class Evaluation:
     scores: dict[str, float]  # exact_match, f1 (refined), exact_match_raw, f1_raw, examples
     predictions: dict[str, str]
     nbest: dict[str, list[dict]]
-    raw_predictions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,7 +79,6 @@ class Evaluator:
             scores,
             {k: v for k, v in decoded.predictions.items() if k in keep},
             {k: v for k, v in decoded.nbest.items() if k in keep},
-            {k: v for k, v in decoded.raw_predictions.items() if k in keep},
         )
 
 

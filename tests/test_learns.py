@@ -3,8 +3,10 @@
 The defaults are the built-in synthetic Korean set and the packaged `tiny` model (random
 weights, KcBERT vocabulary) with its from-scratch recipe (learning rate 1e-3, 8 epochs,
 batch 16). An off-by-one in labels, padding or decoding keeps exact match far below 90 even
-when the loss falls, which is what this test is for. Measured: EM 96.0, F1 97.5 on the 300 dev
-questions; about 45 s of training on 2 free CPU cores (far longer when the cores are shared).
+when the loss falls, which is what this test is for. Measured on this 2-core machine
+while it was shared: EM 96.3-96.7, F1 97.8-98.4 (seeds 42 and 1); 1,200 optimizer steps at
+about 300 windows/s when the cores are free (about 65 s of training, 80 s in all), 4-14 min
+when other jobs load them.
 """
 
 from __future__ import annotations
