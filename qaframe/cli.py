@@ -13,7 +13,7 @@ import sys
 import click
 
 from qaframe import __version__
-from qaframe.errors import UserError
+from qaframe.errors import UserError, one_line
 
 # name -> "module:attribute"; a module is imported only when its command runs or --help lists it
 COMMANDS = {
@@ -38,11 +38,6 @@ class LazyGroup(click.Group):
             return None
         module, attribute = target.split(":")
         return getattr(importlib.import_module(module), attribute)
-
-
-def one_line(text: str) -> str:
-    """Collapse a message onto one line."""
-    return " ".join(str(text).split())
 
 
 def debug_enabled() -> bool:
