@@ -35,16 +35,21 @@ MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY = 300, 128, 64
 PEER_BATCH = 1000  # datasets.map's default batch size
 
 
+def peer_encode(batch, tokenizer, max_length, stride):
+    """The recipe's tokenizer call: question + context, context truncated into overlapping windows padded to max length."""
+    return tokenizer(
+        [e.question.lstrip() for e in batch], [e.context for e in batch], truncation="only_second",
+        max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+        padding="max_length",
+    )
+
+
 def peer_train_features(examples, tokenizer, max_length=MAX_SEQ_LENGTH, stride=OVERLAP):
     """The recipe's training features: padded windows with start/end token labels (CLS when the answer is elsewhere)."""
     features = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "start_positions": [], "end_positions": []}
     for first in range(0, len(examples), PEER_BATCH):
         batch = examples[first : first + PEER_BATCH]
-        encoded = tokenizer(
-            [e.question.lstrip() for e in batch], [e.context for e in batch], truncation="only_second",
-            max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-            padding="max_length",
-        )
+        encoded = peer_encode(batch, tokenizer, max_length, stride)
         sample_mapping = encoded.pop("overflow_to_sample_mapping")
         offset_mapping = encoded.pop("offset_mapping")
         for i, offsets in enumerate(offset_mapping):
@@ -81,11 +86,7 @@ def peer_eval_features(examples, tokenizer, max_length=MAX_SEQ_LENGTH, stride=OV
     features = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "offset_mapping": [], "example_id": []}
     for first in range(0, len(examples), PEER_BATCH):
         batch = examples[first : first + PEER_BATCH]
-        encoded = tokenizer(
-            [e.question.lstrip() for e in batch], [e.context for e in batch], truncation="only_second",
-            max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-            padding="max_length",
-        )
+        encoded = peer_encode(batch, tokenizer, max_length, stride)
         sample_mapping = encoded.pop("overflow_to_sample_mapping")
         for i in range(len(encoded["input_ids"])):
             sequence_ids = encoded.sequence_ids(i)

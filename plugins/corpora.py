@@ -178,16 +178,21 @@ def loading_report(split: CorpusSplit, shown: int = SHOWN_IDS) -> str:
 
 
 # -- SQuAD-format files -----------------------------------------------------------------
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; UserError with file, line and column when it is malformed."""
+def read_text(path: Path, missing_hint: str = "") -> str:
+    """A file's UTF-8 text (a BOM dropped); UserError naming the file when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as error:
-        raise UserError(f"{path}: no such file") from error
+        raise UserError(f"{path}: no such file" + (f"; {missing_hint}" if missing_hint else "")) from error
     except UnicodeDecodeError as error:
         raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from error
     except OSError as error:
         raise UserError(f"{path}: cannot read: {error.strerror or error}") from error
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; UserError with file, line and column when it is malformed."""
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.types import CorpusOptions, CorpusSplit
-from qaframe_plugins.corpora import RecordLoader
+from qaframe_plugins.corpora import RecordLoader, read_text
 
 SAMPLE_FOLDER = Path(__file__).parent / "data"
 FILE_STEMS = {"train": "train", "dev": "validation"}  # qaframe split -> file name stem (the hub's split names)
@@ -26,21 +26,9 @@ SUFFIXES = (".jsonl", ".json")
 EXPORT_HINT = "export KLUE-MRC as the qaframe-klue-mrc README shows"
 
 
-def read_text(path: Path) -> str:
-    """A file's UTF-8 text; UserError naming the file when it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as error:
-        raise UserError(f"{path}: no such file; {EXPORT_HINT}, or pass an existing --train-file/--dev-file") from error
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from error
-    except OSError as error:
-        raise UserError(f"{path}: cannot read: {error.strerror or error}") from error
-
-
 def read_records(path: Path) -> Iterator[tuple[Any, str]]:
     """(record, position) for every record of a JSON array or JSON lines file; UserError with file and line when malformed."""
-    text = read_text(path)
+    text = read_text(path, f"{EXPORT_HINT}, or pass an existing --train-file/--dev-file")
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)
