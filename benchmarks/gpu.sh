@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The prepared GPU run of every benchmark: prints the GPU's name, then one JSON line per stage.
-#   featurize and decode (CPU work, on the GPU machine's cores); train: kcbert-base shape with
-#   random weights, seq 300, batch 32, bf16-mixed, 10 warm-up + 60 timed steps, qaframe and the
-#   Trainer peer, then again with qaframe's --compile; predict: kcbert-base shape on the GPU.
+#   train: kcbert-base shape with random weights, seq 300, batch 32, bf16-mixed, 10 warm-up + 60
+#   timed steps, qaframe and the Trainer peer, then a second line with qaframe's --compile;
+#   predict: kcbert-base shape on the GPU; featurize and decode (CPU work, on the GPU machine's
+#   cores) last.
 #   A few minutes on one H100. Run from anywhere: `bash benchmarks/gpu.sh`.
 # `bash benchmarks/gpu.sh --smoke`: the CPU fallback with tiny shapes and a handful of steps, to
 #   check that the script and every benchmark run at all (on a machine without a GPU).
@@ -29,13 +30,13 @@ if [ "${1:-}" = "--smoke" ]; then
   stage featurize.py --examples 300 --repeats 1
   stage decode.py --examples 300 --repeats 1
   stage train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100
-  stage train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed
+  stage train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed --compile-too
   stage predict.py --examples 10
 else
+  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile-too
+  stage predict.py --device cuda --shape base --examples 1000
+  stage attention.py
   stage featurize.py --repeats 2
   stage decode.py --repeats 3
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile
-  stage predict.py --device cuda --shape base --examples 1000
 fi
 exit $failed

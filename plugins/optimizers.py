@@ -48,13 +48,19 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def adamw(model: torch.nn.Module, settings: OptimizerSettings) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and norm weights; fused when every parameter is on CUDA."""
+    """AdamW without weight decay on biases and norm weights; fused when every parameter is on one CUDA or CPU device type.
+
+    The fused kernel updates all parameters in one pass (torch >= 2.4 has it for CUDA and CPU);
+    the fallback, for parameters spread over device types or on others (mps), is torch's
+    foreach path.
+    """
     groups = parameter_groups(model, settings.weight_decay)
     if not groups:
         raise UserError("optimizer 'adamw': the model has no trainable parameters; check that the head's layers are not all frozen")
     fused = settings.fused
     if fused is None:
-        fused = all(p.is_cuda for group in groups for p in group["params"])
+        device_types = {p.device.type for group in groups for p in group["params"]}
+        fused = len(device_types) == 1 and device_types <= {"cuda", "cpu"}
     return torch.optim.AdamW(groups, lr=settings.learning_rate, fused=fused)
 
 

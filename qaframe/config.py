@@ -28,6 +28,7 @@ from typing import Any
 from qaframe.errors import UserError
 
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
 # options left unset get these values, by whether the model starts from random weights
 MODEL_DEFAULTS = {
     "random_init": {"learning_rate": 1e-3, "max_epochs": 8, "train_batch_size": 16},
@@ -88,6 +89,10 @@ class RunConfig:
     num_nodes: int = option(1, "Number of machines (nodes) for distributed training.", "int")
     num_workers: int = option(0, "DataLoader worker processes (0: load in the main process).", "int")
     group_by_length: bool = option(True, "Batch windows of similar length together so padding stays small.", "bool")
+    pad_to_multiple_of: int = option(8, "Pad each batch's width up to a multiple of this (1: to its longest window only).", "int")
+    matmul_precision: str = option("high", "Float32 matmuls on a CUDA GPU: highest (full fp32), high (TF32), medium (bf16).",
+                                   choices=MATMUL_PRECISIONS)
+    cudnn_attention: bool = option(False, "On a GPU, let attention use cuDNN's kernels (fast for fixed shapes, but they plan each new batch width anew).", "bool")
     compile: bool = option(False, "Compile the model with torch.compile (faster on GPU after a warm-up).", "bool")
     # runs, outputs and caches
     output_dir: Path | None = option(None, "Where config, checkpoints, model and predictions go; default runs/<corpus>-<model>.", "path")
@@ -119,7 +124,7 @@ class RunConfig:
     def validate(self) -> None:
         """Raise UserError (naming the flag) for values that cannot work together."""
         positive = ("max_epochs", "train_batch_size", "eval_batch_size", "accumulate_grad_batches", "max_seq_length",
-                    "max_query_length", "max_answer_length", "n_best_size", "num_nodes")
+                    "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of")
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")

@@ -1,7 +1,9 @@
 """From Features to batches: per-batch padding, length-grouped batches, and the LightningDataModule.
 
-Features are stored unpadded; `PadCollator` pads each batch only to its longest window (on the
-tokenizer's padding side) and builds the attention mask. `LengthGroupedBatchSampler` puts
+Features are stored unpadded; `PadCollator` pads each batch only to its longest window, rounded
+up to a multiple of `pad_to_multiple_of` (tensor-core friendly widths, fewer shapes for
+torch.compile) but never past the longest window of the set, on the tokenizer's padding side,
+and builds the attention mask. `LengthGroupedBatchSampler` puts
 windows of similar length in the same batch so that padding stays small; it is deterministic
 for a (seed, epoch) pair and shards whole batches across distributed ranks itself, so the
 Trainer runs with `use_distributed_sampler=False`.
@@ -36,19 +38,24 @@ def example_lengths(features: Features) -> np.ndarray:
 class PadCollator:
     """Turns a list of window indices into padded tensors: input_ids, attention_mask, labels, window."""
 
-    def __init__(self, features: Features, pad_token_id: int, padding_side: str = "right"):
+    def __init__(self, features: Features, pad_token_id: int, padding_side: str = "right", pad_to_multiple_of: int = 1):
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        if pad_to_multiple_of < 1:
+            raise ValueError(f"pad_to_multiple_of must be at least 1, got {pad_to_multiple_of}")
         self.features = features
         self.pad_token_id = pad_token_id
         self.padding_side = padding_side
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.longest = int(features.lengths.max()) if len(features) else 0
 
     def __call__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         features = self.features
         index = np.asarray(indices, dtype=np.int64)
         starts = features.row_splits[index]
         lengths = features.row_splits[index + 1] - starts
-        width = int(lengths.max())
+        multiple = self.pad_to_multiple_of
+        width = min(-(-int(lengths.max()) // multiple) * multiple, self.longest)
         shift = width - lengths if self.padding_side == "left" else np.zeros_like(lengths)
         # one flat gather: row r, column c holds token starts[r] + c - shift[r] when that is inside the window
         column = np.arange(width)[None, :] - shift[:, None]
@@ -138,7 +145,7 @@ class QADataModule(pl.LightningDataModule):
 
     def __init__(self, train: Features | None, dev: Features | None, *, pad_token_id: int, padding_side: str = "right",
                  train_batch_size: int = 32, eval_batch_size: int = 64, seed: int = 0, group_by_length: bool = True,
-                 num_workers: int = 0, pin_memory: bool = False):
+                 pad_to_multiple_of: int = 1, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
         self.train_features = train
         self.dev_features = dev
@@ -148,6 +155,7 @@ class QADataModule(pl.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.group_by_length = group_by_length
+        self.pad_to_multiple_of = pad_to_multiple_of
         self.num_workers = num_workers
         self.pin_memory = pin_memory
 
@@ -164,7 +172,7 @@ class QADataModule(pl.LightningDataModule):
         return DataLoader(
             range(len(features)),
             batch_sampler=sampler,
-            collate_fn=PadCollator(features, self.pad_token_id, self.padding_side),
+            collate_fn=PadCollator(features, self.pad_token_id, self.padding_side, self.pad_to_multiple_of),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

@@ -37,6 +37,22 @@ def resolve_model(name: str) -> ModelSpec:
     return ModelSpec(source=name, description=f"hub id {name}")
 
 
+def configure_cuda_kernels(*, matmul_precision: str = "high", cudnn_attention: bool = False) -> None:
+    """Process-wide kernel choices for running on a CUDA GPU; call only when the model runs there.
+
+    `matmul_precision`: torch.set_float32_matmul_precision (high: TF32 for float32 matmuls).
+    `cudnn_attention`: whether SDPA may pick cuDNN's attention kernels. On Hopper and newer,
+    PyTorch puts them first, and cuDNN builds an execution plan for every new batch shape, at
+    hundreds of milliseconds each; qaframe pads every batch to its own width, so a plan would be
+    built for nearly every batch early in training and for each single question answered. Off,
+    SDPA takes flash or memory-efficient attention, which need no plan.
+    """
+    import torch
+
+    torch.set_float32_matmul_precision(matmul_precision)
+    torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
+
+
 def _cannot_load(what: str, spec: ModelSpec, error: Exception) -> UserError:
     where = "the folder" if Path(spec.source).is_dir() else "the hub id; without network, pass a local model folder instead"
     return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {first_line(str(error)) or type(error).__name__}")

@@ -23,7 +23,7 @@ from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import load_tokenizer
+from qaframe.models import configure_cuda_kernels, load_tokenizer
 from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -104,6 +104,8 @@ class Predictor:
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
         model.to(device).eval()
+        if torch.device(device).type == "cuda":
+            configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
         settings = metadata.get("featurizer_settings")
         if settings is None:
             positions = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 512

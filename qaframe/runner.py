@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -43,7 +43,7 @@ from qaframe.config import RunConfig
 from qaframe.data import QADataModule
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer, load_or_build
-from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
+from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
 from qaframe.types import REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner
@@ -126,8 +126,11 @@ def peak_memory_mb(device_type: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
-    """Train, pick the best checkpoint by dev F1, evaluate it and write every output; see the module docstring."""
+def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] = ()) -> RunResult:
+    """Train, pick the best checkpoint by dev F1, evaluate it and write every output; see the module docstring.
+
+    `callbacks`: extra Lightning callbacks for the Trainer (progress reporting, timing), after qaframe's own.
+    """
     host = plugins.get_host()
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
@@ -162,19 +165,24 @@ def run(config: RunConfig, echo: Echo = _stderr) -> RunResult:
     if config.compile:
         model.compile(dynamic=True)
     optimizer_factory = host.registry("optimizer").get(config.optimizer).factory
+    # a loss-scaled (16-mixed) step must unscale before clipping, which Lightning does only for unfused optimizers
+    fused = False if resolve_precision(config.precision, config.accelerator) == "16-mixed" and config.gradient_clip_val else None
+    optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay, fused=fused)
     scheduler_factory = host.registry("scheduler").get(config.scheduler).factory
     evaluator = Evaluator(dev_split.examples, dev, metric, refiner, config.n_best_size, config.max_answer_length)
     task = QATask(
         model,
-        optimizer_factory=partial(_build_optimizer, optimizer_factory, OptimizerSettings(config.learning_rate, config.weight_decay)),
+        optimizer_factory=partial(_build_optimizer, optimizer_factory, optimizer_settings),
         scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
         evaluator=evaluator,
     )
-    trainer, checkpoint, clock = _trainer(config, output_dir)
+    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)
+    if trainer.strategy.root_device.type == "cuda":
+        configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
     datamodule = QADataModule(
         train, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
         train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
-        group_by_length=config.group_by_length, num_workers=config.num_workers,
+        group_by_length=config.group_by_length, pad_to_multiple_of=config.pad_to_multiple_of, num_workers=config.num_workers,
         pin_memory=trainer.strategy.root_device.type == "cuda",
     )
     if trainer.is_global_zero:
@@ -226,7 +234,7 @@ def _build_optimizer(factory: Callable, settings: OptimizerSettings, model):
     return factory(model, settings)
 
 
-def _trainer(config: RunConfig, output_dir: Path):
+def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback]):
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints", filename="best-epoch{epoch}-f1{val_f1:.2f}", auto_insert_metric_name=False,
         monitor="val_f1", mode="max", save_top_k=1, save_last=True,
@@ -240,7 +248,7 @@ def _trainer(config: RunConfig, output_dir: Path):
             max_epochs=config.max_epochs, max_steps=config.max_steps,
             accumulate_grad_batches=config.accumulate_grad_batches,
             gradient_clip_val=config.gradient_clip_val or None,
-            callbacks=[checkpoint, BatchSeed(config.seed), clock],
+            callbacks=[checkpoint, BatchSeed(config.seed), clock, *callbacks],
             logger=CSVLogger(output_dir, name="logs"),
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
             enable_model_summary=False, **limits,

@@ -22,6 +22,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 
 from qaframe.decoding import postprocess
 from qaframe.types import Features, Metric, QAExample, Refiner
@@ -126,6 +127,20 @@ class QATask(pl.LightningModule):
         loss = (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
         self.log("train_loss", loss, prog_bar=True, batch_size=len(start))
         return loss
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, except under bf16-mixed, where nothing is loss-scaled.
+
+        Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales
+        internally (fused AdamW), even when there is no scaler (bf16); the gradients are true
+        gradients then, so they are clipped by the plain precision plugin's method. Under
+        16-mixed the runner asks for an unfused optimizer, which the scaler unscales first.
+        """
+        plugin = self.trainer.precision_plugin
+        if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+            Precision.clip_gradients(plugin, optimizer, gradient_clip_val or 0.0, gradient_clip_algorithm or "norm")
+        else:
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """The injected optimizer, and the scheduler under `lr_scheduler`, stepped every optimizer step."""

@@ -169,7 +169,7 @@ class OptimizerSettings:
 
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
-    fused: bool | None = None  # None: fused when the parameters are on CUDA
+    fused: bool | None = None  # None: fused where torch has the kernel (all parameters on CUDA, or all on CPU)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.models import check_max_seq_length, load_config, load_tokenizer, position_limit, resolve_model
+from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, position_limit, resolve_model
 from qaframe.types import ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
 
@@ -92,3 +93,15 @@ def test_a_plugin_alias_resolves_and_its_limit_counts(register_plugin):
     assert spec.max_positions == 128 and spec.random_init
     with pytest.raises(UserError, match="--max-seq-length 200 exceeds the 128 positions"):
         check_max_seq_length(spec, load_config(spec), 200)
+
+
+def test_configure_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch():
+    before = torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        configure_cuda_kernels()
+        assert torch.get_float32_matmul_precision() == "high" and not torch.backends.cuda.cudnn_sdp_enabled()
+        configure_cuda_kernels(matmul_precision="highest", cudnn_attention=True)
+        assert torch.get_float32_matmul_precision() == "highest" and torch.backends.cuda.cudnn_sdp_enabled()
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cuda.enable_cudnn_sdp(before[1])

@@ -74,12 +74,30 @@ def test_adamw_groups_on_a_bert_encoder(qaframe_host):
     assert all(p.ndim == 2 for name, p in model.named_parameters() if id(p) in groups[0.01])
 
 
-def test_adamw_is_fused_only_where_asked_or_on_cuda(qaframe_host):
+def test_adamw_is_fused_by_default_and_can_be_turned_off(qaframe_host):
     model = torch.nn.Linear(3, 3)
     default = qaframe_host.create("optimizer", "adamw", model, OptimizerSettings())
-    assert not default.defaults["fused"]  # CPU parameters: the default foreach/for-loop path
-    forced = qaframe_host.create("optimizer", "adamw", model, OptimizerSettings(fused=True))
-    assert forced.defaults["fused"] is True
+    assert default.defaults["fused"] is True  # torch's fused CPU kernel
+    unfused = qaframe_host.create("optimizer", "adamw", model, OptimizerSettings(fused=False))
+    assert not unfused.defaults["fused"]
+    meta = qaframe_host.create("optimizer", "adamw", torch.nn.Linear(3, 3, device="meta"), OptimizerSettings())
+    assert not meta.defaults["fused"]  # no fused kernel for this device type: torch's foreach path
+
+
+def test_fused_and_unfused_adamw_take_the_same_steps(qaframe_host):
+    torch.manual_seed(0)
+    models = [torch.nn.Linear(8, 4), torch.nn.Linear(8, 4)]
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [qaframe_host.create("optimizer", "adamw", m, OptimizerSettings(learning_rate=1e-2, fused=fused))
+                  for m, fused in zip(models, (True, False))]
+    for _ in range(5):
+        x = torch.randn(16, 8)
+        for model, optimizer in zip(models, optimizers):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b)
     if torch.cuda.is_available():
         assert qaframe_host.create("optimizer", "adamw", model.cuda(), OptimizerSettings()).defaults["fused"] is True
 

@@ -117,3 +117,20 @@ def test_installed_plugin_broken_on_import(tmp_path, installed):
     assert broken["status"] == "broken"
     assert broken["description"] == "ModuleNotFoundError: No module named 'qaframe_dependency_that_is_not_installed'"
     assert any(r["status"] == "ok" and r["distribution"] == "qaframe" for r in rows)  # built-ins still work
+
+
+def test_qaframe_wheel_holds_every_module_and_data_file(tmp_path):
+    # a non-editable install runs from the wheel alone: a subpackage missing from it breaks the CLI
+    root = Path(__file__).resolve().parents[1]
+    build = shutil.copytree(root, tmp_path / "src", ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", ".whl"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(build),
+                           "-w", str(tmp_path / "dist")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    import zipfile
+
+    names = set(zipfile.ZipFile(next((tmp_path / "dist").glob("qaframe-*.whl"))).namelist())
+    expected = {f"qaframe/{p.relative_to(root / 'qaframe').as_posix()}" for p in (root / "qaframe").rglob("*.py")}
+    expected |= {f"qaframe_plugins/{p.relative_to(root / 'plugins').as_posix()}" for p in (root / "plugins").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    expected |= {f"qaframe/{p.relative_to(root / 'qaframe').as_posix()}" for p in (root / "qaframe" / "static").iterdir()}
+    assert not expected - names

@@ -190,3 +190,29 @@ def test_max_seq_length_above_the_model_limit_fails_before_featurizing(monkeypat
     code, _, err = qaframe(monkeypatch, capsys, "run", "--corpus", "sample", "--max-seq-length", "301",
                            "--output-dir", tmp_path / "o", "--cache-dir", tmp_path)
     assert code == 2 and "301" in err and "300" in err and err.count("\n") == 1
+
+
+def test_extra_callbacks_see_batches_padded_to_the_multiple(tmp_path):
+    from pytorch_lightning.callbacks import Callback
+
+    from qaframe import runner
+    from qaframe.config import RunConfig
+
+    class Widths(Callback):
+        def __init__(self):
+            self.widths, self.longest = [], []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.widths.append(batch["input_ids"].shape[1])
+            self.longest.append(int(batch["attention_mask"].sum(1).max()))
+
+    widths = Widths()
+    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
+    config = RunConfig.from_sources(overrides={**overrides, "pad_to_multiple_of": "16", "output_dir": tmp_path / "o",
+                                               "cache_dir": tmp_path / "c"})
+    precision = torch.get_float32_matmul_precision()
+    runner.run(config, echo=lambda message: None, callbacks=[widths])
+    assert len(widths.widths) == 4
+    for width, longest in zip(widths.widths, widths.longest):
+        assert width % 16 == 0 and longest <= width < longest + 16
+    assert torch.get_float32_matmul_precision() == precision  # --matmul-precision applies on CUDA only

@@ -65,6 +65,26 @@ def test_collate_pads_to_the_longest_window_on_the_padding_side(side):
     assert batch["window"].tolist() == [0, 1, 2]
 
 
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_collate_rounds_the_width_up_to_the_multiple_but_not_past_the_longest_window(side):
+    features = ragged_features([3, 7, 5, 21])
+    plain = PadCollator(features, 0, side)([0, 1, 2])
+    padded = PadCollator(features, 0, side, pad_to_multiple_of=8)([0, 1, 2])
+    assert padded["input_ids"].shape == (3, 8)
+    assert padded["attention_mask"].sum(1).tolist() == [3, 7, 5]
+    # the same tokens at the same (left-aligned) positions; the labels still point at them
+    for key in ("input_ids", "token_type_ids"):
+        aligned = left_aligned(padded[key], padded["attention_mask"])[:, :7]
+        assert aligned.equal(left_aligned(plain[key], plain["attention_mask"]))
+    rows = torch.arange(3)
+    for name in ("start_positions", "end_positions"):
+        assert padded["input_ids"][rows, padded[name]].equal(plain["input_ids"][rows, plain[name]])
+    # 21 rounds up to 24 but the set's longest window is 21 (a model's position limit lies at or above it)
+    assert PadCollator(features, 0, side, pad_to_multiple_of=8)([3, 0])["input_ids"].shape == (2, 21)
+    with pytest.raises(ValueError, match="pad_to_multiple_of"):
+        PadCollator(features, 0, side, pad_to_multiple_of=0)
+
+
 def test_left_aligned_undoes_left_padding():
     features = ragged_features([2, 6, 4])
     right = PadCollator(features, 0, "right")([0, 1, 2])
@@ -170,6 +190,34 @@ def test_scheduler_steps_once_per_optimizer_step(qaframe_host, accumulate):
     assert seen_total == [total] and trainer.global_step == total and len(probe.rates) == total
     expected = [0.01 * ((s + 1) / 2 if s < 2 else (total - s) / (total - 2)) for s in range(total)]
     assert probe.rates == pytest.approx(expected)
+
+
+class NormRecordingAdamW(torch.optim.AdamW):
+    """Fused AdamW that records the gradient norm it is stepped with (after any clipping)."""
+
+    norms: list[float] = []
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+        super().step()
+        return loss
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_a_fused_optimizer_is_clipped_under_every_unscaled_precision(precision):
+    # Lightning's mixed-precision plugin alone refuses to clip for a fused optimizer, even under bf16 (no scaler)
+    torch.manual_seed(0)
+    NormRecordingAdamW.norms = []
+    task = QATask(TokenModel(vocab=60), optimizer_factory=lambda m: NormRecordingAdamW(m.parameters(), lr=0.01, fused=True))
+    data = QADataModule(ragged_features([5, 8, 6, 7] * 2), None, pad_token_id=0, train_batch_size=4)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", devices=1, precision=precision, gradient_clip_val=1e-3, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         use_distributed_sampler=False)
+    trainer.fit(task, train_dataloaders=data.train_dataloader())
+    assert len(NormRecordingAdamW.norms) == 2
+    assert NormRecordingAdamW.norms == pytest.approx([1e-3, 1e-3], rel=1e-3)  # the raw gradients are far larger
 
 
 # -- validation --------------------------------------------------------------------
