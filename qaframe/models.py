@@ -6,8 +6,12 @@ transformers is imported inside the functions so that importing this module stay
 from __future__ import annotations
 
 import difflib
+import functools
+import os
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from qaframe import plugins
 from qaframe.errors import UserError
@@ -58,10 +62,48 @@ def _cannot_load(what: str, spec: ModelSpec, error: Exception) -> UserError:
     return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {first_line(str(error)) or type(error).__name__}")
 
 
+HUB_PROBE_SECONDS = 5  # one TCP connection attempt, instead of the hub client's retries (about 25 s) when offline
+
+
+@functools.lru_cache(maxsize=None)
+def hub_unreachable(endpoint: str) -> str | None:
+    """Why the Hugging Face endpoint cannot be reached (one TCP connection attempt), or None when it can."""
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), HUB_PROBE_SECONDS).close()
+    except OSError as error:
+        return f"{url.hostname}: {first_line(str(error)) or type(error).__name__}"
+    return None
+
+
+def check_hub_reachable(spec: ModelSpec) -> None:
+    """Fail at once, in one line, for a hub model that is neither cached nor reachable.
+
+    Folders, names that are no hub id, offline mode (HF_HUB_OFFLINE, where the hub client fails
+    fast itself) and models whose config is in the local cache pass without a probe.
+    """
+    if Path(spec.source).expanduser().is_dir() or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        if isinstance(try_to_load_from_cache(spec.source, "config.json"), str):
+            return
+    except ValueError:  # not a valid hub id (e.g. a missing folder): transformers says what is wrong
+        return
+    reason = hub_unreachable(constants.ENDPOINT)
+    if reason:
+        raise UserError(
+            f"model '{spec.source}' is not in the local Hugging Face cache and the hub cannot be reached ({reason}); "
+            f"connect to the network, or download it where there is one (`hf download {spec.source}`) and pass its folder to --model"
+        )
+
+
 def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
     """The model's fast tokenizer; UserError when it cannot be found or only a slow one exists."""
     from transformers import AutoTokenizer
 
+    check_hub_reachable(spec)
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as error:
@@ -83,6 +125,7 @@ def load_config(spec: ModelSpec, *, trust_remote_code: bool = False):
     """The model's transformers config; UserError when it cannot be found."""
     from transformers import AutoConfig
 
+    check_hub_reachable(spec)
     try:
         return AutoConfig.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as error:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,7 +14,8 @@ import torch
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, position_limit, resolve_model
+from qaframe.models import (HUB_PROBE_SECONDS, check_hub_reachable, check_max_seq_length, configure_cuda_kernels, hub_unreachable, load_config,
+                            load_tokenizer, position_limit, resolve_model)
 from qaframe.types import ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
 
@@ -105,3 +109,62 @@ def test_configure_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attentio
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cuda.enable_cudnn_sdp(before[1])
+
+
+def closed_port() -> int:
+    """A local TCP port that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_hub_unreachable_tells_a_listening_endpoint_from_a_closed_one():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert hub_unreachable(f"http://127.0.0.1:{server.getsockname()[1]}") is None
+    reason = hub_unreachable(f"http://127.0.0.1:{closed_port()}")
+    assert reason.startswith("127.0.0.1: ") and "\n" not in reason
+
+
+@pytest.fixture
+def unreachable_hub(monkeypatch, tmp_path):
+    """The hub client's endpoint is a closed local port, nothing is cached, offline mode is off."""
+    import huggingface_hub.constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_an_uncached_hub_model_without_network_fails_at_once_in_one_line(unreachable_hub, monkeypatch, capsys, tmp_path):
+    from qaframe import cli
+
+    monkeypatch.setattr(sys, "argv", ["qaframe"])
+    began = time.perf_counter()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["run", "--corpus", "sample", "--model", "nobody-here/no-such-model", "--output-dir", str(tmp_path / "o"),
+                  "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and time.perf_counter() - began < HUB_PROBE_SECONDS + 5
+    assert "'nobody-here/no-such-model' is not in the local Hugging Face cache and the hub cannot be reached (127.0.0.1: " in err
+    assert "hf download nobody-here/no-such-model" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_folders_cached_models_and_offline_mode_need_no_probe(unreachable_hub, monkeypatch, tiny_model_dir):
+    import qaframe.models
+
+    def probe(endpoint):
+        raise AssertionError("probed the hub")
+
+    monkeypatch.setattr(qaframe.models, "hub_unreachable", probe)
+    check_hub_reachable(ModelSpec(source=str(tiny_model_dir)))
+    snapshot = unreachable_hub / "models--somebody--cached" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (unreachable_hub / "models--somebody--cached" / "refs").mkdir()
+    (unreachable_hub / "models--somebody--cached" / "refs" / "main").write_text("0123abc")
+    check_hub_reachable(ModelSpec(source="somebody/cached"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    check_hub_reachable(ModelSpec(source="somebody/uncached"))
