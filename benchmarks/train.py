@@ -33,7 +33,7 @@ best of a few large matmuls in the training precision (fp32 on CPU, bf16 on GPU)
 Peak memory: torch.cuda.max_memory_allocated on GPU, the process's peak RSS on CPU.
 
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
-[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile] [--num-workers N]`
+[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile | --compile-too] [--num-workers N] [--progress-every N]`
 """
 
 from __future__ import annotations
@@ -167,12 +167,13 @@ def run_qaframe(args, work: Path) -> dict:
         max_steps=args.warmup + args.steps, precision=args.precision, accelerator="gpu" if args.device == "cuda" else "cpu",
         devices="1", num_workers=args.num_workers, compile=args.compile, seed=SEED, limit_val_batches=1,
         output_dir=work / "run", cache_dir=work / "cache",
+        **({"progress_every": args.progress_every} if args.progress_every else {}),
     )
     runner.run(config, echo=lambda message: None, callbacks=[StepClock()])
     for lengths, width in zip(seen["lengths"], seen["widths"]):
         window.add(lengths.tolist(), width)
     extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
-    extra["compile"], extra["pad_to_multiple_of"] = args.compile, config.pad_to_multiple_of
+    extra["compile"], extra["pad_to_multiple_of"], extra["progress_every"] = args.compile, config.pad_to_multiple_of, config.progress_every
     extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
     return timed_result(window, clock, seen["shape"], args.device, extra)
 
@@ -266,6 +267,7 @@ def main(argv=None) -> None:
     parser.add_argument("--compile", action="store_true", help="qaframe side: --compile (torch.compile)")
     parser.add_argument("--compile-too", action="store_true", help="then train qaframe with --compile too: a second line")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, both sides")
+    parser.add_argument("--progress-every", type=int, help="qaframe side: --progress-every (default: qaframe's)")
     parser.add_argument("--examples", type=int, default=2000, help="generated examples to featurize (windows ~1.4x)")
     parser.add_argument("--side", choices=("qaframe", "peer"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

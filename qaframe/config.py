@@ -93,6 +93,7 @@ class RunConfig:
     matmul_precision: str = option("high", "Float32 matmuls on a CUDA GPU: highest (full fp32), high (TF32), medium (bf16).",
                                    choices=MATMUL_PRECISIONS)
     cudnn_attention: bool = option(False, "On a GPU, let attention use cuDNN's kernels (fast for fixed shapes, but they plan each new batch width anew).", "bool")
+    progress_every: int = option(10, "Refresh the progress bar every N steps (each refresh reads the loss, which waits for the GPU).", "int")
     compile: bool = option(False, "Compile the model with torch.compile (faster on GPU after a warm-up).", "bool")
     # runs, outputs and caches
     output_dir: Path | None = option(None, "Where config, checkpoints, model and predictions go; default runs/<corpus>-<model>.", "path")
@@ -124,7 +125,7 @@ class RunConfig:
     def validate(self) -> None:
         """Raise UserError (naming the flag) for values that cannot work together."""
         positive = ("max_epochs", "train_batch_size", "eval_batch_size", "accumulate_grad_batches", "max_seq_length",
-                    "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of")
+                    "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of", "progress_every")
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")

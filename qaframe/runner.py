@@ -35,7 +35,7 @@ from typing import Any, Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from qaframe import io, plugins
@@ -248,7 +248,7 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             max_epochs=config.max_epochs, max_steps=config.max_steps,
             accumulate_grad_batches=config.accumulate_grad_batches,
             gradient_clip_val=config.gradient_clip_val or None,
-            callbacks=[checkpoint, BatchSeed(config.seed), clock, *callbacks],
+            callbacks=[checkpoint, BatchSeed(config.seed), clock, TQDMProgressBar(refresh_rate=config.progress_every), *callbacks],
             logger=CSVLogger(output_dir, name="logs"),
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
             enable_model_summary=False, **limits,

@@ -192,7 +192,7 @@ def test_max_seq_length_above_the_model_limit_fails_before_featurizing(monkeypat
     assert code == 2 and "301" in err and "300" in err and err.count("\n") == 1
 
 
-def test_extra_callbacks_see_batches_padded_to_the_multiple(tmp_path):
+def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_refresh_rate(tmp_path):
     from pytorch_lightning.callbacks import Callback
 
     from qaframe import runner
@@ -203,16 +203,17 @@ def test_extra_callbacks_see_batches_padded_to_the_multiple(tmp_path):
             self.widths, self.longest = [], []
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.refresh_rate = trainer.progress_bar_callback.refresh_rate
             self.widths.append(batch["input_ids"].shape[1])
             self.longest.append(int(batch["attention_mask"].sum(1).max()))
 
     widths = Widths()
     overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
-    config = RunConfig.from_sources(overrides={**overrides, "pad_to_multiple_of": "16", "output_dir": tmp_path / "o",
+    config = RunConfig.from_sources(overrides={**overrides, "pad_to_multiple_of": "16", "progress_every": "3", "output_dir": tmp_path / "o",
                                                "cache_dir": tmp_path / "c"})
     precision = torch.get_float32_matmul_precision()
     runner.run(config, echo=lambda message: None, callbacks=[widths])
-    assert len(widths.widths) == 4
+    assert len(widths.widths) == 4 and widths.refresh_rate == 3
     for width, longest in zip(widths.widths, widths.longest):
         assert width % 16 == 0 and longest <= width < longest + 16
     assert torch.get_float32_matmul_precision() == precision  # --matmul-precision applies on CUDA only
