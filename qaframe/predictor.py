@@ -56,20 +56,23 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
     end_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
     seen = np.zeros(len(features), dtype=bool)
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every module: skipped for a model that is already in eval mode
+        model.eval()
     try:
         with torch.inference_mode(), autocast(device, precision):
             for indices in batches:
-                batch = {k: v.to(device) for k, v in collate(indices).items()}
+                batch = {k: v.to(device) for k, v in collate(indices).items() if k != "window"}
                 inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
                 output = model(**inputs)
-                rows = batch["window"].cpu().numpy()
-                for kept, logits in ((start_all, output.start_logits), (end_all, output.end_logits)):
-                    aligned = left_aligned(logits.float(), batch["attention_mask"]).cpu().numpy()
-                    kept[rows, : aligned.shape[1]] = aligned
-                seen[rows] = True
+                # start and end logits in one transfer (one wait for the device)
+                both = left_aligned(torch.cat([output.start_logits, output.end_logits]).float(), batch["attention_mask"].repeat(2, 1))
+                start, end = both.cpu().numpy().reshape(2, len(indices), -1)
+                start_all[indices, : start.shape[1]] = start
+                end_all[indices, : end.shape[1]] = end
+                seen[indices] = True
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
     return start_all, end_all, seen
 
 

@@ -256,3 +256,24 @@ def test_validation_decodes_the_same_answers_whatever_the_padding_side(qaframe_h
     for example in examples:
         best = results["right"].nbest[example.id][0]
         assert example.context[best["start"] : best["end"]] == best["text"]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_it_was(side):
+    from qaframe.predictor import window_logits
+
+    torch.manual_seed(0)
+    features = ragged_features([5, 9, 3, 7, 8])
+    model = TokenModel(vocab=60)
+    for training in (True, False):
+        model.train(training)
+        start, end, seen = window_logits(model, features, pad_token_id=0, padding_side=side, batch_size=2)
+        assert model.training is training and seen.all() and start.shape == end.shape == (5, 9)
+        for window, n in enumerate(features.lengths):
+            tokens = torch.from_numpy(features.input_ids[features.row_splits[window] : features.row_splits[window + 1]]).long()
+            with torch.no_grad():
+                alone = model(tokens[None], torch.ones(1, n))
+            np.testing.assert_allclose(start[window, :n], alone.start_logits[0].numpy(), rtol=1e-6)
+            np.testing.assert_allclose(end[window, :n], alone.end_logits[0].numpy(), rtol=1e-6)
+    _, _, seen = window_logits(model, features, pad_token_id=0, padding_side=side, batch_size=2, limit_batches=1)
+    assert seen.sum() == 2
