@@ -1,6 +1,6 @@
 """Attention benchmark: SDPA's cuDNN kernels against its memory-efficient kernels when every batch has its own width.
 
-Why qaframe turns cuDNN attention off on a GPU (`--cudnn-attention false`, the default): PyTorch
+Why qaframe turns cuDNN attention off on a GPU (`--no-cudnn-attention`, the default): PyTorch
 prefers cuDNN's attention on Hopper and newer, and cuDNN builds an execution plan for each new
 input shape. The Trainer peer pads every batch to max_seq_length, so it meets one shape;
 qaframe pads each batch to its own width, so it meets dozens. This times a forward and backward
