@@ -40,22 +40,23 @@ MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY = 300, 128, 64
 PEER_BATCH = 1000  # datasets.map's default batch size
 
 
-def peer_encode(batch, tokenizer, max_length, stride):
-    """The recipe's tokenizer call: question + context, context truncated into overlapping windows padded to max length."""
-    return tokenizer(
-        [e.question.lstrip() for e in batch], [e.context for e in batch], truncation="only_second",
-        max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
-        padding="max_length",
-    )
+def peer_batches(examples, tokenizer, max_length, stride):
+    """The recipe's tokenizer calls, PEER_BATCH examples each (question + context, context truncated into overlapping
+    windows padded to max length): yields (examples, encoding, window -> example index in the batch)."""
+    for first in range(0, len(examples), PEER_BATCH):
+        batch = examples[first : first + PEER_BATCH]
+        encoded = tokenizer(
+            [e.question.lstrip() for e in batch], [e.context for e in batch], truncation="only_second",
+            max_length=max_length, stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
+            padding="max_length",
+        )
+        yield batch, encoded, encoded.pop("overflow_to_sample_mapping")
 
 
 def peer_train_features(examples, tokenizer, max_length=MAX_SEQ_LENGTH, stride=OVERLAP):
     """The recipe's training features: padded windows with start/end token labels (CLS when the answer is elsewhere)."""
     features = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "start_positions": [], "end_positions": []}
-    for first in range(0, len(examples), PEER_BATCH):
-        batch = examples[first : first + PEER_BATCH]
-        encoded = peer_encode(batch, tokenizer, max_length, stride)
-        sample_mapping = encoded.pop("overflow_to_sample_mapping")
+    for batch, encoded, sample_mapping in peer_batches(examples, tokenizer, max_length, stride):
         offset_mapping = encoded.pop("offset_mapping")
         for i, offsets in enumerate(offset_mapping):
             input_ids = encoded["input_ids"][i]
@@ -89,10 +90,7 @@ def peer_train_features(examples, tokenizer, max_length=MAX_SEQ_LENGTH, stride=O
 def peer_eval_features(examples, tokenizer, max_length=MAX_SEQ_LENGTH, stride=OVERLAP):
     """The recipe's evaluation features: padded windows, each with its example id and context-only offsets."""
     features = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "offset_mapping": [], "example_id": []}
-    for first in range(0, len(examples), PEER_BATCH):
-        batch = examples[first : first + PEER_BATCH]
-        encoded = peer_encode(batch, tokenizer, max_length, stride)
-        sample_mapping = encoded.pop("overflow_to_sample_mapping")
+    for batch, encoded, sample_mapping in peer_batches(examples, tokenizer, max_length, stride):
         for i in range(len(encoded["input_ids"])):
             sequence_ids = encoded.sequence_ids(i)
             features["example_id"].append(batch[sample_mapping[i]].id)

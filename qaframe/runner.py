@@ -165,18 +165,19 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     if config.compile:
         model.compile(dynamic=True)
     optimizer_factory = host.registry("optimizer").get(config.optimizer).factory
-    # a loss-scaled (16-mixed) step must unscale before clipping, which Lightning does only for unfused optimizers
-    fused = False if resolve_precision(config.precision, config.accelerator) == "16-mixed" and config.gradient_clip_val else None
-    optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay, fused=fused)
     scheduler_factory = host.registry("scheduler").get(config.scheduler).factory
     evaluator = Evaluator(dev_split.examples, dev, metric, refiner, config.n_best_size, config.max_answer_length)
+    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)
+    # a loss-scaled step (16-mixed on a GPU) must unscale before clipping, which Lightning does only for unfused optimizers
+    scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
+    optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay,
+                                           fused=False if scaled and config.gradient_clip_val else None)
     task = QATask(
         model,
         optimizer_factory=partial(_build_optimizer, optimizer_factory, optimizer_settings),
         scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
         evaluator=evaluator,
     )
-    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)
     if trainer.strategy.root_device.type == "cuda":
         configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
     datamodule = QADataModule(

@@ -134,7 +134,7 @@ class QATask(pl.LightningModule):
         Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales
         internally (fused AdamW), even when there is no scaler (bf16); the gradients are true
         gradients then, so they are clipped by the plain precision plugin's method. Under
-        16-mixed the runner asks for an unfused optimizer, which the scaler unscales first.
+        16-mixed (a scaler) the runner asks for an unfused optimizer, which the scaler unscales first.
         """
         plugin = self.trainer.precision_plugin
         if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
