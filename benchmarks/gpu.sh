@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The prepared GPU run of every benchmark: prints the GPU's name, then one JSON line per stage.
 #   train: kcbert-base shape with random weights, seq 300, batch 32, bf16-mixed, 10 warm-up + 60
-#   timed steps, qaframe and the Trainer peer, then a second line with qaframe's --compile;
+#   timed steps, qaframe and the Trainer peer, then a second line with qaframe's --compile; each
+#   side then profiles 5 more steps (how busy the GPU is, kernels and host synchronizations per step);
 #   predict: kcbert-base shape on the GPU; SDPA attention with cuDNN against memory-efficient;
 #   compiled training again with the progress bar reading the loss every step; featurize and
 #   decode (CPU work, on the GPU machine's cores) last.
@@ -30,16 +31,18 @@ stage() {  # one benchmark; a failure is reported and the others still run
 if [ "${1:-}" = "--smoke" ]; then
   stage featurize.py --examples 300 --repeats 1
   stage decode.py --examples 300 --repeats 1
-  stage train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100 --progress-every 1
+  stage train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100 --progress-every 1 --profile-steps 1
   stage train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed --compile-too
   stage predict.py --examples 10
   stage attention.py
 else
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile-too
+  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile-too \
+    --profile-steps 5
   stage predict.py --device cuda --shape base --examples 1000
   stage attention.py
   # the progress bar reading the loss (a GPU synchronization) at every step, against every 10 (the default)
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile --progress-every 1
+  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile \
+    --progress-every 1 --profile-steps 5
   stage featurize.py --repeats 2
   stage decode.py --repeats 2
 fi

@@ -32,8 +32,14 @@ best of a few large matmuls in the training precision (fp32 on CPU, bf16 on GPU)
 `hfu` counts every position of the padded batches (what the hardware computed).
 Peak memory: torch.cuda.max_memory_allocated on GPU, the process's peak RSS on CPU.
 
+Where a step's time goes: `--profile-steps N` runs torch.profiler over N more steps after the
+timed ones (so the timing is unaffected) and adds a `profile` to each side (see `StepProfile`):
+on a GPU, how busy the GPU was during a step (well below 1: it waits for the host to launch
+work), kernels launched and host synchronizations per step, and the kernels taking the most time.
+
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
-[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile | --compile-too] [--num-workers N] [--progress-every N]`
+[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile | --compile-too] [--num-workers N] [--progress-every N]
+[--profile-steps N]`
 """
 
 from __future__ import annotations
@@ -71,13 +77,14 @@ def model_shape(model) -> dict:
 
 
 class Window:
-    """Counts what the timed steps trained: windows, real tokens and their squares, padded positions."""
+    """Counts what the timed steps trained: batches, windows, real tokens and their squares, padded positions."""
 
     def __init__(self):
-        self.windows = self.tokens = self.tokens_squared = self.positions = self.positions_squared = 0
+        self.batches = self.windows = self.tokens = self.tokens_squared = self.positions = self.positions_squared = 0
 
     def add(self, lengths, width: int) -> None:
         """One batch: the real length of each window, and the padded width."""
+        self.batches += 1
         self.windows += len(lengths)
         self.tokens += int(sum(lengths))
         self.tokens_squared += int(sum(n * n for n in lengths))
@@ -97,10 +104,74 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed_result(window: Window, clock: dict, shape: dict, device: str, extra: dict) -> dict:
-    """The figures of one side, from its step clock's wall and CPU times."""
+class StepProfile:
+    """torch.profiler over a few optimizer steps: where a step's time goes.
+
+    On a GPU: `device_busy_ms_per_step`, the union of the intervals in which a kernel or a copy
+    ran, per step; `device_busy_fraction`, that over the timed (unprofiled) wall time per step, so
+    profiler overhead does not count; `kernels_per_step`; `host_syncs_per_step`, the times the host
+    waited for the GPU (stream, event or device synchronizations; the one that ends the profile is
+    not counted); `top_kernels`, the five taking the most GPU time, in ms per step. On a CPU:
+    `host_ops_per_step` (aten operators, nested ones included) and `top_host_ops`, the five taking
+    the most self CPU time, in ms per step.
+    """
+
+    SYNCS = ("cudaStreamSynchronize", "cudaEventSynchronize", "cudaDeviceSynchronize")
+
+    def __init__(self, device: str, steps: int):
+        self.device, self.steps, self.profiler = device, steps, None
+
+    def start(self) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if self.device == "cuda" else [])]
+        self.profiler = profile(activities=activities)
+        self.profiler.start()
+
+    def stop(self) -> None:
+        sync(self.device)  # the profiled steps' kernels have all run
+        self.profiler.stop()
+
+    def summary(self, timed_ms_per_step: float) -> dict:
+        """The figures above, from the profiled steps."""
+        from torch.autograd import DeviceType
+
+        events = self.profiler.events()
+        per_step = self.steps
+        if self.device != "cuda":
+            host = [e for e in events if e.device_type == DeviceType.CPU and e.name.startswith("aten::")]
+            top = sorted(self.profiler.key_averages(), key=lambda a: a.self_cpu_time_total, reverse=True)[:5]
+            return {"steps": per_step, "host_ops_per_step": round(len(host) / per_step, 1),
+                    "top_host_ops": [[a.key, round(a.self_cpu_time_total / 1000 / per_step, 3)] for a in top]}
+        device = sorted((e.time_range.start, e.time_range.end, e.name) for e in events if e.device_type == DeviceType.CUDA)
+        busy_us, reach = 0.0, float("-inf")
+        for begin, end, _ in device:  # the union of the intervals
+            busy_us += max(0.0, end - max(begin, reach))
+            reach = max(reach, end)
+        kernel_us: dict[str, float] = {}
+        for begin, end, name in device:
+            kernel_us[name] = kernel_us.get(name, 0.0) + end - begin
+        kernels = sum(1 for _, _, name in device if not name.startswith(("Memcpy", "Memset")))
+        syncs = max(0, sum(1 for e in events if e.device_type == DeviceType.CPU and e.name.startswith(self.SYNCS)) - 1)
+        busy_ms = busy_us / 1000 / per_step
+        return {
+            "steps": per_step,
+            "device_busy_ms_per_step": round(busy_ms, 2),
+            "timed_wall_ms_per_step": round(timed_ms_per_step, 2),
+            "device_busy_fraction": round(busy_ms / timed_ms_per_step, 3),
+            "kernels_per_step": round(kernels / per_step, 1),
+            "host_syncs_per_step": round(syncs / per_step, 2),
+            "top_kernels": [[name[:100], round(us / 1000 / per_step, 3)]
+                            for name, us in sorted(kernel_us.items(), key=lambda kv: kv[1], reverse=True)[:5]],
+        }
+
+
+def timed_result(window: Window, clock: dict, shape: dict, device: str, extra: dict, profile: StepProfile | None) -> dict:
+    """The figures of one side, from its step clock's wall and CPU times, and its step profile if there is one."""
     seconds = clock["stop"] - clock["start"]
     useful, hardware = window.flops(shape)
+    if profile is not None:
+        extra = {**extra, "profile": profile.summary(1000 * seconds / window.batches)}
     return {
         "sequences_per_s": round(window.windows / seconds, 2),
         "tokens_per_s": round(window.tokens / seconds, 1),
@@ -138,10 +209,13 @@ def run_qaframe(args, work: Path) -> dict:
     dev_file = write_squad(examples[:64], work / "dev.json")
     register_random_model("bench-model", model_folder(args.shape, work / "model-config"))
     window, clock, seen = Window(), {}, {}
+    profile = StepProfile(args.device, args.profile_steps) if args.profile_steps else None
 
     class StepClock(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             step = trainer.global_step
+            if profile is not None and step == args.warmup + args.steps + args.profile_steps:
+                profile.stop()
             if step == args.warmup:
                 sync(args.device)
                 clock["start"], clock["cpu_start"] = time.perf_counter(), cpu_seconds()
@@ -157,6 +231,8 @@ def run_qaframe(args, work: Path) -> dict:
                     seen["fused_adamw"] = bool(optimizer.defaults.get("fused"))
                     seen["attention"] = getattr(pl_module.model.config, "_attn_implementation", None)
                     seen["precision"] = str(trainer.precision)
+                    if profile is not None:
+                        profile.start()
 
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -164,8 +240,9 @@ def run_qaframe(args, work: Path) -> dict:
         corpus="squad-json", train_file=train_file, dev_file=dev_file, model="bench-model", refiner="none",
         max_seq_length=MAX_SEQ_LENGTH, doc_stride=OVERLAP, max_query_length=MAX_QUERY,
         train_batch_size=args.batch_size, eval_batch_size=64, learning_rate=LEARNING_RATE, max_epochs=100,
-        max_steps=args.warmup + args.steps, precision=args.precision, accelerator="gpu" if args.device == "cuda" else "cpu",
-        devices="1", num_workers=args.num_workers, compile=args.compile, seed=SEED, limit_val_batches=1,
+        max_steps=args.warmup + args.steps + args.profile_steps, precision=args.precision,
+        accelerator="gpu" if args.device == "cuda" else "cpu", devices="1", num_workers=args.num_workers,
+        compile=args.compile, seed=SEED, limit_val_batches=1,
         output_dir=work / "run", cache_dir=work / "cache",
         **({"progress_every": args.progress_every} if args.progress_every else {}),
     )
@@ -175,7 +252,7 @@ def run_qaframe(args, work: Path) -> dict:
     extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
     extra["compile"], extra["pad_to_multiple_of"], extra["progress_every"] = args.compile, config.pad_to_multiple_of, config.progress_every
     extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
-    return timed_result(window, clock, seen["shape"], args.device, extra)
+    return timed_result(window, clock, seen["shape"], args.device, extra, profile)
 
 
 # -- peer ---------------------------------------------------------------------------
@@ -199,18 +276,23 @@ def run_peer(args, work: Path) -> dict:
         return default_data_collator(rows)
 
     clock = {}
+    profile = StepProfile(args.device, args.profile_steps) if args.profile_steps else None
 
     class StepClock(TrainerCallback):
         def on_step_end(self, arguments, state, control, **kwargs):
+            if profile is not None and state.global_step == args.warmup + args.steps + args.profile_steps:
+                profile.stop()
             if state.global_step == args.warmup:
                 sync(args.device)
                 clock["start"], clock["cpu_start"] = time.perf_counter(), cpu_seconds()
             elif state.global_step == args.warmup + args.steps:
                 sync(args.device)
                 clock["stop"], clock["cpu_stop"] = time.perf_counter(), cpu_seconds()
+                if profile is not None:
+                    profile.start()
 
     training = TrainingArguments(
-        output_dir=str(work / "peer"), per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps,
+        output_dir=str(work / "peer"), per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps + args.profile_steps,
         learning_rate=LEARNING_RATE, weight_decay=0.01, bf16=args.precision == "bf16-mixed", seed=SEED,
         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=args.device == "cpu", dataloader_num_workers=args.num_workers,
@@ -225,7 +307,7 @@ def run_peer(args, work: Path) -> dict:
         window.add(lengths, width)
     extra = {"optimizer": str(training.optim), "attention": getattr(model.config, "_attn_implementation", None),
              "precision": "bf16-mixed" if training.bf16 else "32", "cudnn_attention": torch.backends.cuda.cudnn_sdp_enabled()}
-    return timed_result(window, clock, model_shape(model), args.device, extra)
+    return timed_result(window, clock, model_shape(model), args.device, extra, profile)
 
 
 # -- the whole benchmark -------------------------------------------------------------
@@ -268,6 +350,7 @@ def main(argv=None) -> None:
     parser.add_argument("--compile-too", action="store_true", help="then train qaframe with --compile too: a second line")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, both sides")
     parser.add_argument("--progress-every", type=int, help="qaframe side: --progress-every (default: qaframe's)")
+    parser.add_argument("--profile-steps", type=int, default=0, help="then profile this many steps (torch.profiler)")
     parser.add_argument("--examples", type=int, default=2000, help="generated examples to featurize (windows ~1.4x)")
     parser.add_argument("--side", choices=("qaframe", "peer"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
