@@ -132,3 +132,35 @@ def test_a_rerun_into_a_folder_with_checkpoints_must_say_resume(tmp_path, capsys
         main(["run", "--corpus", "sample", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert exited.value.code == 2 and len(err.strip().splitlines()) == 1 and "pass --resume last" in err
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda:1"])
+def test_batch_seed_seeds_the_cpu_and_the_module_gpu_only(device, monkeypatch):
+    """The dropout seed is a function of (seed, epoch, batch); torch.manual_seed (every backend, lazily queued) is not called."""
+    from types import SimpleNamespace
+
+    from qaframe.runner import BatchSeed
+
+    seeded = []
+    monkeypatch.setattr(torch, "manual_seed", lambda seed: seeded.append(("all", seed)))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: seeded.append((str(current[0]), seed)))
+    current = [None]
+
+    class Device:  # torch.cuda.device without a GPU: records which device is current
+        def __init__(self, chosen):
+            self.chosen = chosen
+
+        def __enter__(self):
+            current[0] = self.chosen
+
+        def __exit__(self, *exc):
+            current[0] = None
+
+    monkeypatch.setattr(torch.cuda, "device", Device)
+    trainer, module = SimpleNamespace(current_epoch=2), SimpleNamespace(device=torch.device(device))
+    BatchSeed(5).on_train_batch_start(trainer, module, batch=None, batch_idx=3)
+    expected = 5 * 1_000_003 + 2 * 100_003 + 3
+    cpu_draw = torch.rand(3)
+    torch.default_generator.manual_seed(expected)
+    assert torch.equal(cpu_draw, torch.rand(3))
+    assert seeded == ([("cuda:1", expected)] if device == "cuda:1" else [])
