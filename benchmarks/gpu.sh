@@ -10,14 +10,18 @@
 # `bash benchmarks/gpu.sh --smoke`: the CPU fallback with tiny shapes and a handful of steps, to
 #   check that the script and every benchmark run at all (on a machine without a GPU).
 # Where qaframe is not installed (the GPU machine's image has its dependencies but not qaframe),
-#   it is installed in editable mode first, offline.
+#   it is installed in editable mode first, offline: dependencies the machine lacks come from
+#   wheels in .whl/ when they are there, else it is installed without them. qaframe needs numpy
+#   >= 2.0; the decode time measured on that image (0.060 s) matches numpy 1.26's, so carry a
+#   numpy wheel for its Python in .whl/ (or install a built qaframe wheel with --find-links .whl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 command -v "$python" >/dev/null || python=python
 export PYTHONUNBUFFERED=1
 if ! "$python" -c "import qaframe_plugins" 2>/dev/null; then
-  "$python" -m pip install -q --no-index --no-deps --no-build-isolation -e . >&2
+  "$python" -m pip install -q --no-index --find-links .whl --no-build-isolation -e . >&2 \
+    || "$python" -m pip install -q --no-index --no-deps --no-build-isolation -e . >&2
 fi
 "$python" -c "import torch; print('device:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu (no GPU)')"
 if command -v nvidia-smi >/dev/null; then
