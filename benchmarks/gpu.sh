@@ -3,9 +3,10 @@
 #   train: kcbert-base shape with random weights, seq 300, batch 32, bf16-mixed, 10 warm-up + 60
 #   timed steps, qaframe and the Trainer peer, then a second line with qaframe's --compile; each
 #   side then profiles 5 more steps (how busy the GPU is, kernels and host synchronizations per step);
-#   predict: kcbert-base shape on the GPU; SDPA attention with cuDNN against memory-efficient;
-#   compiled training again with the progress bar reading the loss every step; featurize and
-#   decode (CPU work, on the GPU machine's cores) last.
+#   then qaframe with --compile-mode reduce-overhead (CUDA graphs); decode and featurize (CPU work,
+#   on the GPU machine's cores); predict: kcbert-base shape on the GPU; compiled training again with
+#   the progress bar reading the loss every step; SDPA attention with cuDNN against memory-efficient.
+#   Each stage has a time limit, so one that hangs cannot take the others' time.
 #   Run from anywhere: `bash benchmarks/gpu.sh`.
 # `bash benchmarks/gpu.sh --smoke`: the CPU fallback with tiny shapes and a handful of steps, to
 #   check that the script and every benchmark run at all (on a machine without a GPU).
@@ -29,25 +30,30 @@ if command -v nvidia-smi >/dev/null; then
 fi
 cd benchmarks
 failed=0
-stage() {  # one benchmark; a failure is reported and the others still run
-  "$python" "$@" || { echo "FAILED: $*" >&2; failed=1; }
+stage() {  # stage SECONDS SCRIPT ARGS...: one benchmark, stopped after SECONDS; a failure is reported, the others still run
+  local limit=$1
+  shift
+  timeout "$limit" "$python" "$@" || { echo "FAILED ($?): $*" >&2; failed=1; }
 }
 if [ "${1:-}" = "--smoke" ]; then
-  stage featurize.py --examples 300 --repeats 1
-  stage decode.py --examples 300 --repeats 1
-  stage train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100 --progress-every 1 --profile-steps 1
-  stage train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed --compile-too
-  stage predict.py --examples 10
-  stage attention.py
+  stage 300 featurize.py --examples 300 --repeats 1
+  stage 300 decode.py --examples 300 --repeats 1
+  stage 300 train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100 --progress-every 1 --profile-steps 1
+  stage 300 train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed --compile-too
+  stage 300 train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --compile --compile-mode reduce-overhead
+  stage 300 predict.py --examples 10
+  stage 300 attention.py
 else
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile-too \
-    --profile-steps 5
-  stage predict.py --device cuda --shape base --examples 1000
-  stage attention.py
+  # in order of what is least known; each line prints as soon as it is measured
+  base=(--device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --profile-steps 5)
+  stage 300 train.py "${base[@]}" --compile-too
+  # CUDA graphs: one graph per batch width, a step's kernels replayed at once
+  stage 240 train.py "${base[@]}" --compile --compile-mode reduce-overhead
+  stage 60 decode.py --repeats 2
+  stage 90 featurize.py --repeats 2
+  stage 120 predict.py --device cuda --shape base --examples 1000
   # the progress bar reading the loss (a GPU synchronization) at every step, against every 10 (the default)
-  stage train.py --device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --compile \
-    --progress-every 1 --profile-steps 5
-  stage featurize.py --repeats 2
-  stage decode.py --repeats 2
+  stage 200 train.py "${base[@]}" --compile --progress-every 1
+  stage 60 attention.py
 fi
 exit $failed

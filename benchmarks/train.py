@@ -10,9 +10,9 @@ qaframe: `qaframe.runner.run` with a RunConfig (corpus squad-json on the generat
 model alias registered through the plugin API, `--max-steps`), i.e. what `qaframe run` does:
 unpadded cached features, per-batch padding with length-grouped batches, the `span` head
 (SDPA attention), `adamw` (fused on CUDA), Lightning with the chosen precision, optionally
-`--compile`. A callback passed to `run` times the steps. `--compile-too` trains qaframe a second
-time with `--compile` in the same invocation and prints a second line against the same peer
-figures (the peer is measured once).
+`--compile` (with `--compile-mode`). A callback passed to `run` times the steps.
+`--compile-too` trains qaframe a second time with `--compile` in the same invocation and prints
+a second line against the same peer figures (the peer is measured once).
 
 Peer: the Hugging Face recipe: the run_qa features padded to max length
 (benchmarks/featurize.py), AutoModelForQuestionAnswering.from_config, TrainingArguments and
@@ -38,7 +38,8 @@ on a GPU, how busy the GPU was during a step (well below 1: it waits for the hos
 work), kernels launched and host synchronizations per step, and the kernels taking the most time.
 
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
-[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile | --compile-too] [--num-workers N] [--progress-every N]
+[--precision 32|bf16-mixed] [--device cpu|cuda] [--compile [--compile-mode MODE] | --compile-too] [--num-workers N]
+[--progress-every N]
 [--profile-steps N]`
 """
 
@@ -242,7 +243,7 @@ def run_qaframe(args, work: Path) -> dict:
         train_batch_size=args.batch_size, eval_batch_size=64, learning_rate=LEARNING_RATE, max_epochs=100,
         max_steps=args.warmup + args.steps + args.profile_steps, precision=args.precision,
         accelerator="gpu" if args.device == "cuda" else "cpu", devices="1", num_workers=args.num_workers,
-        compile=args.compile, seed=SEED, limit_val_batches=1,
+        compile=args.compile, compile_mode=args.compile_mode, seed=SEED, limit_val_batches=1,
         output_dir=work / "run", cache_dir=work / "cache",
         **({"progress_every": args.progress_every} if args.progress_every else {}),
     )
@@ -250,7 +251,8 @@ def run_qaframe(args, work: Path) -> dict:
     for lengths, width in zip(seen["lengths"], seen["widths"]):
         window.add(lengths.tolist(), width)
     extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
-    extra["compile"], extra["pad_to_multiple_of"], extra["progress_every"] = args.compile, config.pad_to_multiple_of, config.progress_every
+    extra["compile"], extra["compile_mode"] = args.compile, config.compile_mode
+    extra["pad_to_multiple_of"], extra["progress_every"] = config.pad_to_multiple_of, config.progress_every
     extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
     return timed_result(window, clock, seen["shape"], args.device, extra, profile)
 
@@ -347,6 +349,7 @@ def main(argv=None) -> None:
     parser.add_argument("--precision", choices=("32", "bf16-mixed"), default="32")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--compile", action="store_true", help="qaframe side: --compile (torch.compile)")
+    parser.add_argument("--compile-mode", default="default", help="qaframe side, with --compile: --compile-mode")
     parser.add_argument("--compile-too", action="store_true", help="then train qaframe with --compile too: a second line")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, both sides")
     parser.add_argument("--progress-every", type=int, help="qaframe side: --progress-every (default: qaframe's)")
@@ -377,6 +380,7 @@ def report(args, ours: dict, peer: dict, peak: float) -> dict:
     return {
         "stage": "train",
         "qaframe_compile": ours["compile"],
+        "qaframe_compile_mode": ours["compile_mode"],
         "qaframe_sequences_per_s": ours["sequences_per_s"],
         "peer_sequences_per_s": peer["sequences_per_s"],
         "ratio": round(ours["sequences_per_s"] / peer["sequences_per_s"], 2),

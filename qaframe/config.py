@@ -29,6 +29,7 @@ from qaframe.errors import UserError
 
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 # options left unset get these values, by whether the model starts from random weights
 MODEL_DEFAULTS = {
     "random_init": {"learning_rate": 1e-3, "max_epochs": 8, "train_batch_size": 16},
@@ -95,6 +96,9 @@ class RunConfig:
     cudnn_attention: bool = option(False, "On a GPU, let attention use cuDNN's kernels (fast for fixed shapes, but they plan each new batch width anew).", "bool")
     progress_every: int = option(10, "Refresh the progress bar every N steps (each refresh reads the loss, which waits for the GPU).", "int")
     compile: bool = option(False, "Compile the model with torch.compile (faster on GPU after a warm-up).", "bool")
+    compile_mode: str = option("default", "torch.compile mode under --compile: default; reduce-overhead (CUDA graphs on a GPU: "
+                               "a step's kernels launched at once, one graph per batch width); max-autotune (also tunes "
+                               "kernels, compiling for minutes).", choices=COMPILE_MODES)
     # runs, outputs and caches
     output_dir: Path | None = option(None, "Where config, checkpoints, model and predictions go; default runs/<corpus>-<model>.", "path")
     cache_dir: Path | None = option(None, "Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.", "path")
@@ -142,6 +146,8 @@ class RunConfig:
             )
         if self.max_steps == 0 or self.max_steps < -1:
             raise UserError(f"--max-steps must be -1 (no limit) or positive, got {self.max_steps}")
+        if self.compile_mode != "default" and not self.compile:
+            raise UserError(f"--compile-mode {self.compile_mode} needs --compile")
         if self.limit_val_batches == 0:
             raise UserError("--limit-val-batches 0 would skip evaluation, which picks the best checkpoint; use at least 1")
 

@@ -163,7 +163,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     pl.seed_everything(config.seed, workers=True, verbose=False)
     model = host.create("head", config.head, spec, pretrained=resume is None and not spec.random_init)
     if config.compile:
-        model.compile(dynamic=True)
+        model.compile(dynamic=True, mode=config.compile_mode)
     optimizer_factory = host.registry("optimizer").get(config.optimizer).factory
     scheduler_factory = host.registry("scheduler").get(config.scheduler).factory
     evaluator = Evaluator(dev_split.examples, dev, metric, refiner, config.n_best_size, config.max_answer_length)

@@ -171,6 +171,7 @@ def test_a_third_party_head_trains_through_the_runner(register_plugin, tmp_path,
         (["--featurizer", "windows"], "unknown featurizer 'windows'"),
         (["--model", "./no/such/folder"], "no such model folder"),
         (["--resume", "missing.ckpt"], "no checkpoint at missing.ckpt"),
+        (["--compile-mode", "reduce-overhead"], "--compile-mode reduce-overhead needs --compile"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(flags, message, monkeypatch, capsys, tmp_path):
@@ -217,3 +218,17 @@ def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_ref
     for width, longest in zip(widths.widths, widths.longest):
         assert width % 16 == 0 and longest <= width < longest + 16
     assert torch.get_float32_matmul_precision() == precision  # --matmul-precision applies on CUDA only
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compile_compiles_the_model_in_the_chosen_mode_with_dynamic_widths(mode, tmp_path, monkeypatch):
+    from qaframe import runner
+    from qaframe.config import RunConfig
+
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **options: calls.append((type(module).__name__, options)))
+    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
+    config = RunConfig.from_sources(overrides={**overrides, "compile": "yes", "compile_mode": mode,
+                                               "output_dir": tmp_path / "o", "cache_dir": tmp_path / "c"})
+    runner.run(config, echo=lambda message: None)
+    assert calls == [("BertForQuestionAnswering", {"dynamic": True, "mode": mode})]
