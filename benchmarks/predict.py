@@ -10,7 +10,8 @@ qaframe: `Predictor.load(folder).answer(items)`, which featurizes every (questio
 pair into windows, runs them through the model in length-sorted, per-batch-padded batches and
 decodes all of them at once. `qaframe_batched` passes all questions in one call (as
 `qaframe predict` and a batch API do); `qaframe_single` calls answer() once per question, as a
-server answering one request at a time would.
+server answering one request at a time would. On a GPU the Predictor holds bfloat16 weights
+(`qaframe_dtype`); the peer runs the model as it loads (`peer_dtype`: float32).
 
 Peer: what a user writes now that transformers 5 has no question-answering pipeline:
 AutoTokenizer and AutoModelForQuestionAnswering.from_pretrained on the same folder, then one
@@ -58,8 +59,8 @@ def save_model(shape: str, work: Path) -> Path:
     return folder
 
 
-def peer_answers(folder: Path, examples, device: str) -> list[str]:
-    """One question at a time: tokenize into windows, one forward pass, the recipe's n-best loop."""
+def peer_answers(folder: Path, examples, device: str) -> tuple[list[str], str]:
+    """One question at a time: tokenize into windows, one forward pass, the recipe's n-best loop; and the model's dtype."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
@@ -81,7 +82,7 @@ def peer_answers(folder: Path, examples, device: str) -> list[str]:
         start, end = output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
         predictions, _ = peer_postprocess([example], np.zeros(len(offsets), np.int64), offsets, start, end, N_BEST, MAX_ANSWER)
         answers.append(predictions[example.id])
-    return answers
+    return answers, str(model.dtype)
 
 
 def main(argv=None) -> None:
@@ -111,7 +112,7 @@ def main(argv=None) -> None:
         single_s = time.perf_counter() - began
         peer_answers(folder, examples[:8], args.device)  # the same warm-up
         began = time.perf_counter()
-        peer = peer_answers(folder, examples, args.device)
+        peer, peer_dtype = peer_answers(folder, examples, args.device)
         peer_s = time.perf_counter() - began
 
     ours = [found[0]["text"] if found else "" for found in batched]
@@ -126,7 +127,8 @@ def main(argv=None) -> None:
         "batched_equals_single": ours == [found[0]["text"] if found else "" for found in (s[0] for s in single)],
         "questions": len(items),
         "batch_size": predictor.batch_size,
-        "precision": predictor.precision,
+        "qaframe_dtype": str(predictor.model.dtype),
+        "peer_dtype": peer_dtype,
         "shape": args.shape,
         "max_seq_length": MAX_SEQ_LENGTH,
         "overlap": OVERLAP,

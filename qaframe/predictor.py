@@ -38,6 +38,17 @@ def autocast(device: Any, precision: str):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtypes[precision])
 
 
+def inference_dtype(device: Any) -> torch.dtype:
+    """The dtype a loaded model answers in: bfloat16 on a CUDA GPU that supports it, else float32.
+
+    Weights cast once at load, rather than autocast, which casts every weight again on every
+    call: for one question at a time those casts are a good part of a forward's kernels.
+    """
+    if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
 def window_logits(model, features: Features, *, pad_token_id: int, padding_side: str = "right", batch_size: int = 64,
                   device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,11 +72,11 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
     try:
         with torch.inference_mode(), autocast(device, precision):
             for indices in batches:
-                batch = {k: v.to(device) for k, v in collate(indices).items() if k != "window"}
-                inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+                batch = collate(indices)  # only the model's inputs go to the device
+                inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
                 output = model(**inputs)
                 # start and end logits in one transfer (one wait for the device)
-                both = left_aligned(torch.cat([output.start_logits, output.end_logits]).float(), batch["attention_mask"].repeat(2, 1))
+                both = left_aligned(torch.cat([output.start_logits, output.end_logits]).float(), inputs["attention_mask"].repeat(2, 1))
                 start, end = both.cpu().numpy().reshape(2, len(indices), -1)
                 start_all[indices, : start.shape[1]] = start
                 end_all[indices, : end.shape[1]] = end
@@ -80,8 +91,7 @@ class Predictor:
     """A loaded QA model with its tokenizer, featurizer and decoding settings; `answer()` is thread-safe."""
 
     def __init__(self, model, tokenizer, featurizer, *, name: str, refiner=None, n_best_size: int = 20,
-                 max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, precision: str = "32",
-                 metadata: dict | None = None):
+                 max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, metadata: dict | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.featurizer = featurizer
@@ -91,7 +101,6 @@ class Predictor:
         self.max_answer_length = max_answer_length
         self.device = device
         self.batch_size = batch_size
-        self.precision = precision
         self.metadata = metadata or {}
         self._lock = threading.Lock()
 
@@ -106,7 +115,7 @@ class Predictor:
         host = plugins.get_host()
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
-        model.to(device).eval()
+        model.to(device, dtype=inference_dtype(device)).eval()
         if torch.device(device).type == "cuda":
             configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
         settings = metadata.get("featurizer_settings")
@@ -118,19 +127,18 @@ class Predictor:
         refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
         if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
             load_refiner_state(refiner, folder / REFINER_STATE_FILE)
-        precision = "bf16-mixed" if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported() else "32"
         name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
             n_best_size=int(metadata.get("n_best_size", 20)), max_answer_length=int(metadata.get("max_answer_length", 30)),
-            device=device, precision=precision, metadata=metadata,
+            device=device, metadata=metadata,
         )
 
     def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
         """Left-aligned start and end logits of every window."""
         start, end, _ = window_logits(
             self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0, padding_side=self.tokenizer.padding_side,
-            batch_size=self.batch_size, device=self.device, precision=self.precision,
+            batch_size=self.batch_size, device=self.device,
         )
         return start, end
 

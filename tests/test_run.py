@@ -232,3 +232,26 @@ def test_compile_compiles_the_model_in_the_chosen_mode_with_dynamic_widths(mode,
                                                "output_dir": tmp_path / "o", "cache_dir": tmp_path / "c"})
     runner.run(config, echo=lambda message: None)
     assert calls == [("BertForQuestionAnswering", {"dynamic": True, "mode": mode})]
+
+
+def test_a_loaded_model_answers_in_bfloat16_on_a_gpu_that_supports_it_else_in_float32(trained, monkeypatch):
+    from qaframe.predictor import Predictor, inference_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert inference_dtype("cuda") == inference_dtype(torch.device("cuda", 1)) == torch.bfloat16
+    assert inference_dtype("cpu") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert inference_dtype("cuda") == torch.float32
+
+    # bfloat16 weights (here on the CPU): float32 logits back, close to the float32 model's, the same answers
+    predictor = Predictor.load(trained / "model")
+    question, context = "김철수는 어디에서 태어났나?", "김철수는 1987년에 서울에서 태어났다. 그는 부산에서 자랐다."
+    features = predictor.featurizer.featurize([QAExample("q", "", question, context)], predictor.tokenizer)
+    start32, end32 = predictor.logits(features)
+    answers32 = predictor.answer([(question, context)], top_k=3)
+    predictor.model.to(torch.bfloat16)
+    start16, end16 = predictor.logits(features)
+    assert start16.dtype == end16.dtype == np.float32
+    n = int(features.lengths[0])  # one window: its own columns
+    assert np.allclose(start16[0, :n], start32[0, :n], atol=0.25) and np.allclose(end16[0, :n], end32[0, :n], atol=0.25)
+    assert predictor.answer([(question, context)], top_k=3)[0][0]["text"] == answers32[0][0]["text"]
