@@ -11,7 +11,8 @@ pair into windows, runs them through the model in length-sorted, per-batch-padde
 decodes all of them at once. `qaframe_batched` passes all questions in one call (as
 `qaframe predict` and a batch API do); `qaframe_single` calls answer() once per question, as a
 server answering one request at a time would. On a GPU the Predictor holds bfloat16 weights
-(`qaframe_dtype`); the peer runs the model as it loads (`peer_dtype`: float32).
+(`qaframe_dtype`) and answers under bf16 autocast (`precision`); the peer runs the model as it
+loads (`peer_dtype`: float32).
 
 Peer: what a user writes now that transformers 5 has no question-answering pipeline:
 AutoTokenizer and AutoModelForQuestionAnswering.from_pretrained on the same folder, then one
@@ -127,6 +128,7 @@ def main(argv=None) -> None:
         "batched_equals_single": ours == [found[0]["text"] if found else "" for found in (s[0] for s in single)],
         "questions": len(items),
         "batch_size": predictor.batch_size,
+        "precision": predictor.precision,
         "qaframe_dtype": str(predictor.model.dtype),
         "peer_dtype": peer_dtype,
         "shape": args.shape,

@@ -39,10 +39,12 @@ def autocast(device: Any, precision: str):
 
 
 def inference_dtype(device: Any) -> torch.dtype:
-    """The dtype a loaded model answers in: bfloat16 on a CUDA GPU that supports it, else float32.
+    """The dtype of a loaded model's weights: bfloat16 on a CUDA GPU that supports it, else float32.
 
-    Weights cast once at load, rather than autocast, which casts every weight again on every
-    call: for one question at a time those casts are a good part of a forward's kernels.
+    On such a GPU the Predictor also answers under bf16 autocast. With the weights cast once at
+    load, autocast has no weight left to cast again on every call (for one question at a time
+    those casts are a good part of a forward's kernels); it still runs the operations it keeps
+    in float32 (layer norms, softmax) in float32, and mixes a head's own float32 tensors in.
     """
     if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
@@ -91,7 +93,8 @@ class Predictor:
     """A loaded QA model with its tokenizer, featurizer and decoding settings; `answer()` is thread-safe."""
 
     def __init__(self, model, tokenizer, featurizer, *, name: str, refiner=None, n_best_size: int = 20,
-                 max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, metadata: dict | None = None):
+                 max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, precision: str = "32",
+                 metadata: dict | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.featurizer = featurizer
@@ -101,6 +104,7 @@ class Predictor:
         self.max_answer_length = max_answer_length
         self.device = device
         self.batch_size = batch_size
+        self.precision = precision
         self.metadata = metadata or {}
         self._lock = threading.Lock()
 
@@ -115,7 +119,8 @@ class Predictor:
         host = plugins.get_host()
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
-        model.to(device, dtype=inference_dtype(device)).eval()
+        dtype = inference_dtype(device)
+        model.to(device, dtype=dtype).eval()
         if torch.device(device).type == "cuda":
             configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
         settings = metadata.get("featurizer_settings")
@@ -131,14 +136,14 @@ class Predictor:
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
             n_best_size=int(metadata.get("n_best_size", 20)), max_answer_length=int(metadata.get("max_answer_length", 30)),
-            device=device, metadata=metadata,
+            device=device, precision="bf16-mixed" if dtype == torch.bfloat16 else "32", metadata=metadata,
         )
 
     def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
         """Left-aligned start and end logits of every window."""
         start, end, _ = window_logits(
             self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0, padding_side=self.tokenizer.padding_side,
-            batch_size=self.batch_size, device=self.device,
+            batch_size=self.batch_size, device=self.device, precision=self.precision,
         )
         return start, end
 

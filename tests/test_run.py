@@ -243,13 +243,16 @@ def test_a_loaded_model_answers_in_bfloat16_on_a_gpu_that_supports_it_else_in_fl
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     assert inference_dtype("cuda") == torch.float32
 
-    # bfloat16 weights (here on the CPU): float32 logits back, close to the float32 model's, the same answers
+    # bfloat16 weights under bf16 autocast, as on such a GPU (here on the CPU): float32 logits back, close to the
+    # float32 model's, the same answers
     predictor = Predictor.load(trained / "model")
+    assert predictor.precision == "32" and predictor.model.dtype == torch.float32
     question, context = "김철수는 어디에서 태어났나?", "김철수는 1987년에 서울에서 태어났다. 그는 부산에서 자랐다."
     features = predictor.featurizer.featurize([QAExample("q", "", question, context)], predictor.tokenizer)
     start32, end32 = predictor.logits(features)
     answers32 = predictor.answer([(question, context)], top_k=3)
     predictor.model.to(torch.bfloat16)
+    predictor.precision = "bf16-mixed"
     start16, end16 = predictor.logits(features)
     assert start16.dtype == end16.dtype == np.float32
     n = int(features.lengths[0])  # one window: its own columns
