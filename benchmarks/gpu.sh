@@ -52,15 +52,17 @@ if [ "${1:-}" = "--smoke" ]; then
   cpu_stage 300 decode.py --examples 300 --repeats 1
   stage 300 train.py --shape tiny --batch-size 8 --warmup 1 --steps 2 --examples 100 --progress-every 1 --profile-steps 1
   stage 300 train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --precision bf16-mixed --compile-too
-  stage 300 train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --compile --compile-mode reduce-overhead
+  stage 300 train.py --shape tiny --batch-size 4 --warmup 1 --steps 1 --examples 60 --compile --compile-mode reduce-overhead \
+    --pad-to-multiple-of 64
   stage 300 predict.py --examples 10
   stage 300 attention.py
 else
   # in order of what is least known; each line prints as soon as it is measured
   base=(--device cuda --shape base --precision bf16-mixed --batch-size 32 --warmup 10 --steps 60 --profile-steps 5)
   stage 300 train.py "${base[@]}" --compile-too
-  # CUDA graphs: one graph per batch width, a step's kernels replayed at once
-  stage 240 train.py "${base[@]}" --compile --compile-mode reduce-overhead
+  # CUDA graphs: one graph recorded per batch shape, a step's kernels replayed at once; widths in
+  # steps of 64 (at most 5 shapes), and warm-up steps enough for each shape to be recorded
+  stage 240 train.py "${base[@]}" --compile --compile-mode reduce-overhead --pad-to-multiple-of 64 --warmup 30
   cpu_stage 60 decode.py --repeats 2
   cpu_stage 90 featurize.py --repeats 2
   stage 120 predict.py --device cuda --shape base --examples 1000

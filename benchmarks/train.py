@@ -39,7 +39,7 @@ work), kernels launched and host synchronizations per step, and the kernels taki
 
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
 [--precision 32|bf16-mixed] [--device cpu|cuda] [--compile [--compile-mode MODE] | --compile-too] [--num-workers N]
-[--progress-every N]
+[--progress-every N] [--pad-to-multiple-of N]
 [--profile-steps N]`
 """
 
@@ -246,6 +246,7 @@ def run_qaframe(args, work: Path) -> dict:
         compile=args.compile, compile_mode=args.compile_mode, seed=SEED, limit_val_batches=1,
         output_dir=work / "run", cache_dir=work / "cache",
         **({"progress_every": args.progress_every} if args.progress_every else {}),
+        **({"pad_to_multiple_of": args.pad_to_multiple_of} if args.pad_to_multiple_of else {}),
     )
     runner.run(config, echo=lambda message: None, callbacks=[StepClock()])
     for lengths, width in zip(seen["lengths"], seen["widths"]):
@@ -253,6 +254,7 @@ def run_qaframe(args, work: Path) -> dict:
     extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
     extra["compile"], extra["compile_mode"] = args.compile, config.compile_mode
     extra["pad_to_multiple_of"], extra["progress_every"] = config.pad_to_multiple_of, config.progress_every
+    extra["timed_widths"] = len(set(seen["widths"]))  # distinct batch widths: shapes compiled or recorded
     extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
     return timed_result(window, clock, seen["shape"], args.device, extra, profile)
 
@@ -353,6 +355,7 @@ def main(argv=None) -> None:
     parser.add_argument("--compile-too", action="store_true", help="then train qaframe with --compile too: a second line")
     parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers, both sides")
     parser.add_argument("--progress-every", type=int, help="qaframe side: --progress-every (default: qaframe's)")
+    parser.add_argument("--pad-to-multiple-of", type=int, help="qaframe side: --pad-to-multiple-of (default: qaframe's)")
     parser.add_argument("--profile-steps", type=int, default=0, help="then profile this many steps (torch.profiler)")
     parser.add_argument("--examples", type=int, default=2000, help="generated examples to featurize (windows ~1.4x)")
     parser.add_argument("--side", choices=("qaframe", "peer"), help=argparse.SUPPRESS)

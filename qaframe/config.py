@@ -97,8 +97,9 @@ class RunConfig:
     progress_every: int = option(10, "Refresh the progress bar every N steps (each refresh reads the loss, which waits for the GPU).", "int")
     compile: bool = option(False, "Compile the model with torch.compile (faster on GPU after a warm-up).", "bool")
     compile_mode: str = option("default", "torch.compile mode under --compile: default; reduce-overhead (CUDA graphs on a GPU: "
-                               "a step's kernels launched at once, one graph per batch width); max-autotune (also tunes "
-                               "kernels, compiling for minutes).", choices=COMPILE_MODES)
+                               "a step's kernels launched at once, one graph recorded per batch shape, so pair it with a "
+                               "coarse --pad-to-multiple-of such as 64); max-autotune (also tunes kernels, compiling for "
+                               "minutes).", choices=COMPILE_MODES)
     # runs, outputs and caches
     output_dir: Path | None = option(None, "Where config, checkpoints, model and predictions go; default runs/<corpus>-<model>.", "path")
     cache_dir: Path | None = option(None, "Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.", "path")
