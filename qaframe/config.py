@@ -14,7 +14,9 @@ need different recipes, so three options are chosen per model when left unset (s
 fine-tuning recipe, learning rate 5e-5, 3 epochs, batch 32; a model built with random weights
 (the `tiny` alias) gets learning rate 1e-3, 8 epochs, batch 16, which takes the synthetic set
 to exact match above 90 (measured: 96.7 on its dev split, 94 already after epoch 4; fewer
-steps left it at 50-80 depending on the seed). `--print-config` shows the values chosen. `precision` left at `auto` means bf16-mixed on a GPU that supports it, else 32-bit.
+steps left it at 50-80 depending on the seed). `--print-config` shows the values chosen.
+`precision` left at `auto` means bf16-mixed on a GPU that computes bfloat16 natively (Ampere
+or newer), else 32-bit.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class RunConfig:
     max_answer_length: int = option(30, "Longest answer, in tokens, that decoding may return.", "int")
     n_best_size: int = option(20, "Start and end candidates kept per window when decoding.", "int")
     # hardware and speed
-    precision: str = option("auto", "Numeric precision: auto (bf16-mixed on a capable GPU, else 32), 32, bf16-mixed, 16-mixed.", choices=PRECISIONS)
+    precision: str = option("auto", "Numeric precision: auto (bf16-mixed on a GPU with native bfloat16, Ampere or newer; "
+                                    "else 32), 32, bf16-mixed, 16-mixed.", choices=PRECISIONS)
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps.")
     devices: str = option("auto", "Devices per node: a count, a list such as 0,1, or auto.", "devices")
     strategy: str = option("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, deepspeed ...")

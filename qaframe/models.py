@@ -41,6 +41,17 @@ def resolve_model(name: str) -> ModelSpec:
     return ModelSpec(source=name, description=f"hub id {name}")
 
 
+def native_bf16() -> bool:
+    """Whether the current CUDA GPU computes bfloat16 natively (Ampere and newer, or ROCm).
+
+    `torch.cuda.is_bf16_supported()` says yes also where bfloat16 is only emulated (Volta,
+    Turing), and slower there than float32.
+    """
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def configure_cuda_kernels(*, matmul_precision: str = "high", cudnn_attention: bool = False) -> None:
     """Process-wide kernel choices for running on a CUDA GPU; call only when the model runs there.
 

@@ -23,7 +23,7 @@ from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import configure_cuda_kernels, load_tokenizer
+from qaframe.models import configure_cuda_kernels, load_tokenizer, native_bf16
 from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -39,14 +39,14 @@ def autocast(device: Any, precision: str):
 
 
 def inference_dtype(device: Any) -> torch.dtype:
-    """The dtype of a loaded model's weights: bfloat16 on a CUDA GPU that supports it, else float32.
+    """The dtype of a loaded model's weights: bfloat16 on a CUDA GPU that computes it natively, else float32.
 
     On such a GPU the Predictor also answers under bf16 autocast. With the weights cast once at
     load, autocast has no weight left to cast again on every call (for one question at a time
     those casts are a good part of a forward's kernels); it still runs the operations it keeps
     in float32 (layer norms, softmax) in float32, and mixes a head's own float32 tensors in.
     """
-    if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported():
+    if torch.device(device).type == "cuda" and native_bf16():
         return torch.bfloat16
     return torch.float32
 

@@ -43,7 +43,7 @@ from qaframe.config import RunConfig
 from qaframe.data import QADataModule
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer, load_or_build
-from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, resolve_model
+from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
 from qaframe.types import REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner
@@ -72,11 +72,10 @@ def build_scheduler(factory: Callable, warmup_ratio: float, optimizer, total_ste
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """`auto` -> bf16-mixed on a CUDA GPU that supports it, else 32; other values pass through."""
+    """`auto` -> bf16-mixed on a CUDA GPU that computes bfloat16 natively, else 32; other values pass through."""
     if precision != "auto":
         return precision
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32"
+    return "bf16-mixed" if accelerator in ("auto", "gpu", "cuda") and native_bf16() else "32"
 
 
 def resolve_resume(resume: str | None, output_dir: Path) -> str | None:

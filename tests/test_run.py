@@ -234,14 +234,24 @@ def test_compile_compiles_the_model_in_the_chosen_mode_with_dynamic_widths(mode,
     assert calls == [("BertForQuestionAnswering", {"dynamic": True, "mode": mode})]
 
 
-def test_a_loaded_model_answers_in_bfloat16_on_a_gpu_that_supports_it_else_in_float32(trained, monkeypatch):
-    from qaframe.predictor import Predictor, inference_dtype
+@pytest.mark.parametrize("gpu", ["native", "emulated", "none"])
+def test_bfloat16_only_on_a_gpu_that_computes_it_natively(gpu, monkeypatch):
+    """`auto` precision and a loaded model's dtype: bf16 on Ampere and newer, float32 where bf16 is emulated (Volta, Turing)."""
+    from qaframe.predictor import inference_dtype
+    from qaframe.runner import resolve_precision
 
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
-    assert inference_dtype("cuda") == inference_dtype(torch.device("cuda", 1)) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu != "none")
+    # torch's answer on an emulating GPU: yes, unless emulation is excluded
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: gpu == "native" or including_emulation)
+    native = gpu == "native"
+    assert resolve_precision("auto", "auto") == ("bf16-mixed" if native else "32")
+    assert inference_dtype("cuda") == inference_dtype(torch.device("cuda", 1)) == (torch.bfloat16 if native else torch.float32)
     assert inference_dtype("cpu") == torch.float32
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
-    assert inference_dtype("cuda") == torch.float32
+    assert resolve_precision("auto", "cpu") == "32" and resolve_precision("16-mixed", "auto") == "16-mixed"
+
+
+def test_a_loaded_model_answers_in_bfloat16_weights_close_to_float32(trained):
+    from qaframe.predictor import Predictor
 
     # bfloat16 weights under bf16 autocast, as on such a GPU (here on the CPU): float32 logits back, close to the
     # float32 model's, the same answers
