@@ -39,8 +39,7 @@ work), kernels launched and host synchronizations per step, and the kernels taki
 
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
 [--precision 32|bf16-mixed] [--device cpu|cuda] [--compile [--compile-mode MODE] | --compile-too] [--num-workers N]
-[--progress-every N] [--pad-to-multiple-of N]
-[--profile-steps N]`
+[--progress-every N] [--pad-to-multiple-of N] [--profile-steps N]`
 """
 
 from __future__ import annotations
