@@ -18,6 +18,8 @@ import time
 
 from common import emit
 
+from qaframe.errors import one_line
+
 BATCH, HEADS, HEAD_DIM = 32, 12, 64
 
 
@@ -60,7 +62,7 @@ def main(argv=None) -> None:
     try:
         cudnn_first, cudnn_second = passes(SDPBackend.CUDNN_ATTENTION, widths)
     except RuntimeError as error:  # this GPU, dtype or mask is not one cuDNN's attention serves
-        print(f"attention.py: cuDNN attention not available here: {' '.join(str(error).split())[:300]}")
+        print(f"attention.py: cuDNN attention not available here: {one_line(error)[:300]}")
         return
     emit({
         "stage": "attention",

@@ -20,9 +20,9 @@ call; unlike it, it skips the conversion to an Arrow dataset, which spares the p
 Both sides must cut the same windows (checked). Their labels are compared window by window;
 where they differ, each side's label is checked against the answer (`label_errors`): a label is
 right when its start and end are the context tokens that hold the answer's first and last
-characters. The
-recipe has a known slip: when the answer ends a window's context, its start-token walk runs on
-through [SEP] and the padding (offsets (0, 0)) and labels the last position. The JSON
+characters. The recipe has a known slip: when the answer ends a window's context, its
+start-token walk runs on through [SEP] and the padding (offsets (0, 0)) and labels the last
+position. The JSON
 line has each side's train and eval times, their sum and the ratio peer / qaframe (above 1:
 qaframe is faster). `python benchmarks/featurize.py [--examples N | --file KORQUAD.json] [--repeats N]`.
 """
@@ -106,8 +106,7 @@ def label_is_right(features, examples, window: int, start: int, end: int) -> boo
     answer = examples[features.example_index[window]].answers[0]
     if not 0 < start <= end < len(offsets) or offsets[start][0] < 0 or offsets[end][0] < 0:
         return False
-    answer_end = answer.start + len(answer.text)
-    return offsets[start][0] <= answer.start < offsets[start][1] and offsets[end][0] < answer_end <= offsets[end][1]
+    return offsets[start][0] <= answer.start < offsets[start][1] and offsets[end][0] < answer.end <= offsets[end][1]
 
 
 def main(argv=None) -> None:

@@ -29,6 +29,7 @@ if ! "$python" -c "import numpy, sys; sys.exit(int(numpy.__version__.split('.')[
   for wheel in .whl/numpy-*.whl; do
     if [ -f "$wheel" ] && "$python" -m pip install -q --no-index --no-deps --upgrade --target .whl/numpy2 "$wheel" >&2; then
       numpy2=$PWD/.whl/numpy2
+      break
     fi
   done
   [ -n "$numpy2" ] || echo "numpy is older than 2.0 and .whl/ holds no numpy wheel: decode and featurize will be slow" >&2

@@ -177,13 +177,14 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
         evaluator=evaluator,
     )
-    if trainer.strategy.root_device.type == "cuda":
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
         configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
     datamodule = QADataModule(
         train, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
         train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
         group_by_length=config.group_by_length, pad_to_multiple_of=config.pad_to_multiple_of, num_workers=config.num_workers,
-        pin_memory=trainer.strategy.root_device.type == "cuda",
+        pin_memory=device.type == "cuda",
     )
     if trainer.is_global_zero:
         for stale in RESULT_FILES:  # results of an earlier run must not pass for this one's
@@ -197,7 +198,6 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
-    device = trainer.strategy.root_device
     model.to(device)
     eval_start = time.perf_counter()
     start, end, seen = window_logits(
