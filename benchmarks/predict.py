@@ -56,7 +56,7 @@ def save_model(shape: str, work: Path) -> Path:
     config = RunConfig(corpus="squad-json", refiner="none", max_seq_length=MAX_SEQ_LENGTH, doc_stride=OVERLAP,
                        max_query_length=MAX_QUERY, n_best_size=N_BEST, max_answer_length=MAX_ANSWER)
     folder = work / "model"
-    write_model(model, tokenizer, folder, model_metadata(config, FeaturizerSettings(MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY)))
+    write_model(model, tokenizer, folder, model_metadata(config, FeaturizerSettings(MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY), "32"))
     return folder
 
 

@@ -31,6 +31,9 @@ scores and the weighted sum, 4 * n * H per token and layer forward, 3x with back
 best of a few large matmuls in the training precision (fp32 on CPU, bf16 on GPU);
 `hfu` counts every position of the padded batches (what the hardware computed).
 Peak memory: torch.cuda.max_memory_allocated on GPU, the process's peak RSS on CPU.
+Loss: each side's mean training loss over its first and its last 10 steps (kept on the device,
+read at the end), so a fast path that computed something else (e.g. CUDA graphs replaying stale
+gradients) shows as a loss that does not fall like the peer's.
 
 Where a step's time goes: `--profile-steps N` runs torch.profiler over N more steps after the
 timed ones (so the timing is unaffected) and adds a `profile` to each side (see `StepProfile`):
@@ -166,6 +169,14 @@ class StepProfile:
         }
 
 
+def loss_trend(losses: list) -> dict:
+    """Mean training loss of the first and of the last 10 steps: both sides should fall alike (a check on what the fast path computes)."""
+    import torch
+
+    values = torch.stack(losses).float().cpu()
+    return {"loss_first_10": round(float(values[:10].mean()), 4), "loss_last_10": round(float(values[-10:].mean()), 4)}
+
+
 def timed_result(window: Window, clock: dict, shape: dict, device: str, extra: dict, profile: StepProfile | None) -> dict:
     """The figures of one side, from its step clock's wall and CPU times, and its step profile if there is one."""
     seconds = clock["stop"] - clock["start"]
@@ -208,12 +219,13 @@ def run_qaframe(args, work: Path) -> dict:
     train_file = write_squad(examples, work / "train.json")
     dev_file = write_squad(examples[:64], work / "dev.json")
     register_random_model("bench-model", model_folder(args.shape, work / "model-config"))
-    window, clock, seen = Window(), {}, {}
+    window, clock, seen, losses = Window(), {}, {}, []
     profile = StepProfile(args.device, args.profile_steps) if args.profile_steps else None
 
     class StepClock(Callback):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             step = trainer.global_step
+            losses.append(outputs["loss"].detach())  # stays on the device: no synchronization
             if profile is not None and step == args.warmup + args.steps + args.profile_steps:
                 profile.stop()
             if step == args.warmup:
@@ -250,10 +262,15 @@ def run_qaframe(args, work: Path) -> dict:
     runner.run(config, echo=lambda message: None, callbacks=[StepClock()])
     for lengths, width in zip(seen["lengths"], seen["widths"]):
         window.add(lengths.tolist(), width)
-    extra = {k: seen[k] for k in ("fused_adamw", "attention", "precision")}
+    extra = {**{k: seen[k] for k in ("fused_adamw", "attention", "precision")}, **loss_trend(losses)}
     extra["compile"], extra["compile_mode"] = args.compile, config.compile_mode
     extra["pad_to_multiple_of"], extra["progress_every"] = config.pad_to_multiple_of, config.progress_every
     extra["timed_widths"] = len(set(seen["widths"]))  # distinct batch widths: shapes compiled or recorded
+    if args.compile:  # graphs dynamo compiled (2 without graph breaks: training, and evaluation without grad), CUDA graph skips
+        from torch._dynamo.utils import counters
+
+        extra["compiled_graphs"] = int(counters["stats"]["unique_graphs"])
+        extra["cudagraph_skips"] = int(counters["inductor"]["cudagraph_skips"])
     extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
     return timed_result(window, clock, seen["shape"], args.device, extra, profile)
 
@@ -273,6 +290,13 @@ def run_peer(args, work: Path) -> dict:
     torch.manual_seed(SEED)
     model = AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(str(folder)))
     batches: list[tuple[list[int], int]] = []
+    losses = []
+
+    class LossKeepingTrainer(Trainer):
+        def compute_loss(self, *arguments, **keywords):
+            computed = super().compute_loss(*arguments, **keywords)
+            losses.append((computed[0] if isinstance(computed, tuple) else computed).detach())
+            return computed
 
     def counting_collator(rows):
         batches.append(([sum(row["attention_mask"]) for row in rows], len(rows[0]["input_ids"])))
@@ -302,14 +326,15 @@ def run_peer(args, work: Path) -> dict:
     )
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    trainer = Trainer(model=model, args=training, train_dataset=dataset, data_collator=counting_collator,
-                      callbacks=[StepClock()])
+    trainer = LossKeepingTrainer(model=model, args=training, train_dataset=dataset, data_collator=counting_collator,
+                                 callbacks=[StepClock()])
     trainer.train()
     window = Window()
     for lengths, width in batches[args.warmup : args.warmup + args.steps]:
         window.add(lengths, width)
     extra = {"optimizer": str(training.optim), "attention": getattr(model.config, "_attn_implementation", None),
-             "precision": "bf16-mixed" if training.bf16 else "32", "cudnn_attention": torch.backends.cuda.cudnn_sdp_enabled()}
+             "precision": "bf16-mixed" if training.bf16 else "32", "cudnn_attention": torch.backends.cuda.cudnn_sdp_enabled(),
+             **loss_trend(losses)}
     return timed_result(window, clock, model_shape(model), args.device, extra, profile)
 
 

@@ -14,7 +14,6 @@ only knows composed) are tokenized in NFC and their offsets mapped back to the o
 from __future__ import annotations
 
 import gc
-import re
 import unicodedata
 from itertools import chain
 from typing import Any, Sequence
@@ -24,11 +23,10 @@ import numpy as np
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.features import concatenate
+from qaframe.text import original_starts, to_nfc
 from qaframe.types import Features, FeaturizerSettings, QAExample
 
 FAR = np.int64(2**62)  # stands for "no such token" in min-reductions (a NumPy int64, so it never wraps)
-# a character with the combining marks or Hangul jamo that NFC may compose into it
-UNIT = re.compile(r"[\u1100-\u115f][\u1160-\u11a7]?[\u11a8-\u11ff]?|.[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\u11a8-\u11ff]*", re.S)
 
 
 def check_settings(settings: FeaturizerSettings, special_tokens: int = 3) -> None:
@@ -53,28 +51,50 @@ def check_settings(settings: FeaturizerSettings, special_tokens: int = 3) -> Non
 
 
 def truncate_questions(questions: list[str], tokenizer: Any, limit: int) -> list[str]:
-    """Each question cut after its `limit`-th token (at that token's end in the text)."""
-    long = [i for i, q in enumerate(questions) if len(q) > limit]  # every token covers at least one character
-    if not long:
-        return questions
-    encoded = tokenizer([questions[i] for i in long], add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False, return_token_type_ids=False)
+    """Each question cut to its longest prefix that ends at a token's end and has at most `limit` tokens.
+
+    Cutting at the `limit`-th token's end suffices where tokens cover whole characters
+    (WordPiece); where one character is several tokens (byte-level BPE), that prefix can hold
+    more, so every cut is tokenized again and moved back a token at a time until it fits.
+    """
+    quiet = {"add_special_tokens": False, "return_attention_mask": False, "return_token_type_ids": False}
+    encoded = tokenizer(questions, return_offsets_mapping=True, **quiet)["offset_mapping"]
     cut = list(questions)
-    for i, offsets in zip(long, encoded["offset_mapping"]):
-        if len(offsets) > limit:
-            cut[i] = questions[i][: offsets[limit - 1][1]]
+    # per question over the limit: its candidate cuts, the longest first
+    pending = {i: sorted({end for _, end in offsets[:limit] if end > 0}, reverse=True) for i, offsets in enumerate(encoded) if len(offsets) > limit}
+    while pending:
+        for i in [i for i, ends in pending.items() if not ends]:
+            cut[i] = ""  # not even one token's characters fit
+            del pending[i]
+        ids = list(pending)
+        counts = tokenizer([questions[i][: pending[i][0]] for i in ids], **quiet)["input_ids"] if ids else []
+        for i, tokens in zip(ids, counts):
+            if len(tokens) <= limit:
+                cut[i] = questions[i][: pending.pop(i)[0]]
+            else:
+                pending[i].pop(0)
     return cut
 
 
-def to_nfc(text: str) -> tuple[str, np.ndarray | None]:
-    """`text` in NFC and, when that changes it, the (start, end) in `text` of each NFC character."""
-    if unicodedata.is_normalized("NFC", text):
-        return text, None
-    pieces, spans = [], []
-    for unit in UNIT.finditer(text):
-        piece = unicodedata.normalize("NFC", unit.group())
-        pieces.append(piece)
-        spans.extend([unit.span()] * len(piece))
-    return "".join(pieces), np.array(spans, dtype=np.int32).reshape(-1, 2)
+def blank(character: str) -> bool:
+    """Whitespace or an invisible control/format character: no token covers it."""
+    return character.isspace() or unicodedata.category(character) in ("Cc", "Cf")
+
+
+def labelled_span(example: QAExample) -> tuple[int, int]:
+    """The first answer's (start, end) without the blank characters at its ends; (-1, -1) when there is none.
+
+    A window holds the answer when it holds the answer's first and last visible characters; the
+    whitespace around them lies in no token, so a window edge can fall between them.
+    """
+    if not example.answers or example.is_impossible:
+        return -1, -1
+    context, start, end = example.context, example.answers[0].start, example.answers[0].end
+    while start < end and blank(context[start]):
+        start += 1
+    while end > start and blank(context[end - 1]):
+        end -= 1
+    return (start, end) if start < end else (-1, -1)
 
 
 def flat(rows: list[list], dtype, width: int = 1) -> np.ndarray:
@@ -89,7 +109,7 @@ class SlidingWindowFeaturizer:
     """Question + context windows of max_seq_length tokens overlapping by doc_stride, labelled with the first answer."""
 
     name = "sliding-window"
-    version = "1"
+    version = "2"  # 2: questions cut by token count, answers labelled without their blank ends
     chunk_size = 2000  # examples per tokenizer call: bounds the Python lists the tokenizer returns
 
     def __init__(self, settings: FeaturizerSettings):
@@ -142,12 +162,13 @@ class SlidingWindowFeaturizer:
         local = np.arange(len(input_ids), dtype=np.int64) - np.repeat(starts, lengths)
         for index in (i for i, mapping in enumerate(spans) if mapping is not None):  # back to the original text
             rows = np.repeat(window_example == index, lengths) & is_context
-            offsets[rows, 0] = spans[index][offsets[rows, 0], 0]
-            offsets[rows, 1] = spans[index][offsets[rows, 1] - 1, 1]
+            a, b = offsets[rows, 0], offsets[rows, 1]
+            start_at = original_starts(spans[index], len(examples[index].context))
+            offsets[rows, 0] = start_at[a]
+            offsets[rows, 1] = np.where(b > a, spans[index][np.maximum(b - 1, 0), 1], start_at[a])  # an empty token stays empty
 
-        # first gold answer per example as a character span; -1 when there is none
-        answer_start = np.array([e.answers[0].start if e.answers and not e.is_impossible else -1 for e in examples], dtype=np.int64)
-        answer_end = np.array([e.answers[0].end if e.answers and not e.is_impossible else -1 for e in examples], dtype=np.int64)
+        # first gold answer per example as a character span without blank ends; -1 when there is none
+        answer_start, answer_end = np.array([labelled_span(e) for e in examples], dtype=np.int64).reshape(-1, 2).T
         s, t = answer_start[window_example], answer_end[window_example]
         token_s, token_t = np.repeat(s, lengths), np.repeat(t, lengths)
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 import bisect
 
 from qaframe import hookimpl
+from qaframe.text import nfc_position, to_nfc
 
 HANGUL_FIRST, HANGUL_LAST = 0xAC00, 0xD7A3
 FINAL_RIEUL = 8  # index of ㄹ among the final consonants
@@ -152,33 +153,34 @@ def tail_keys(tail: str) -> list[tuple[str, str]]:
 
 def gold_tails(examples, tokenizer):
     """(tail, cut) per gold answer: `tail` runs from the start of the token holding the answer's last character
-    to the end of its word; `cut` is how many characters at the tail's end the answer leaves out."""
-    from qaframe_plugins.featurizers import to_nfc  # the featurizer's NFC handling, so offsets agree
+    to the end of its word; `cut` is how many characters at the tail's end the answer leaves out.
 
+    Both are read in the context's NFC form, the form `refine` is given (decoding normalizes it).
+    """
     contexts = list(dict.fromkeys(e.context for e in examples if e.answers and not e.is_impossible))
     if not contexts:
         return
-    normalized = [to_nfc(c) for c in contexts]
+    normalized = {context: to_nfc(context) for context in contexts}
     encoded = tokenizer(
-        [text for text, _ in normalized], add_special_tokens=False, return_offsets_mapping=True,
+        [text for text, _ in normalized.values()], add_special_tokens=False, return_offsets_mapping=True,
         return_attention_mask=False, return_token_type_ids=False, verbose=False,
     )
     tokens = {}
-    for context, (_, mapping), offsets in zip(contexts, normalized, encoded["offset_mapping"]):
+    for context, offsets in zip(contexts, encoded["offset_mapping"]):
         ranges = [(a, b) for a, b in offsets if b > a]
-        if mapping is not None:  # offsets into the NFC text -> offsets into the original
-            ranges = [(int(mapping[a, 0]), int(mapping[b - 1, 1])) for a, b in ranges]
         tokens[context] = ([a for a, _ in ranges], [b for _, b in ranges])
     for example in examples:
         if example.is_impossible:
             continue
+        text, spans = normalized[example.context]
         starts, ends = tokens[example.context]
         for answer in example.answers:
-            index = bisect.bisect_left(starts, answer.end) - 1  # the last token starting before the answer ends
-            if index < 0 or ends[index] < answer.end:
+            answer_end = answer.end if spans is None else nfc_position(spans, answer.end)
+            index = bisect.bisect_left(starts, answer_end) - 1  # the last token starting before the answer ends
+            if index < 0 or ends[index] < answer_end:
                 continue  # the answer's last character lies in no token (a trailing space)
-            stop = word_end(example.context, ends[index])
-            yield example.context[starts[index] : stop], stop - answer.end
+            stop = word_end(text, ends[index])
+            yield text[starts[index] : stop], stop - answer_end
 
 
 class LearnedSuffix:

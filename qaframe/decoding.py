@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from qaframe.text import nfc_position, original_starts, to_nfc
 from qaframe.types import Features, QAExample, Refiner
 
 CHUNK = 512  # windows handled at once: their temporaries stay small enough for the CPU cache
@@ -302,12 +303,33 @@ def nbest_spans(
 
 
 def _refine(spans: _Spans, contexts: list[str], refiner: Refiner) -> tuple[np.ndarray, np.ndarray]:
-    """Refined starts and ends of every span."""
+    """Refined starts and ends of every span (each context normalized once)."""
     columns = (spans.example, spans.start, spans.end, spans.last_token_start)
-    refined = [refiner.refine(contexts[i], s, e, t) for i, s, e, t in zip(*(c.tolist() for c in columns))]
+    normalized: dict[int, tuple[str, np.ndarray | None]] = {}
+    refined = []
+    for i, s, e, t in zip(*(c.tolist() for c in columns)):
+        if i not in normalized:
+            normalized[i] = to_nfc(contexts[i])
+        refined.append(refine_span(refiner, contexts[i], s, e, t, normalized[i]))
     start = np.array([s for s, _ in refined], dtype=np.int64)
     end = np.array([e for _, e in refined], dtype=np.int64)
     return start, end
+
+
+def refine_span(refiner: Refiner, context: str, start: int, end: int, last_token_start: int,
+                normalized: tuple[str, np.ndarray | None] | None = None) -> tuple[int, int]:
+    """`refiner.refine` with the context in NFC: the span moved into the NFC text and the result moved back.
+
+    Refiners match particles and syllables, which decomposed (NFD) Hangul spells as loose jamo.
+    A span's boundaries lie between the units NFC composes, so they map both ways exactly.
+    `normalized`: `to_nfc(context)`, when the caller has it already.
+    """
+    nfc, spans = normalized or to_nfc(context)
+    if spans is None:
+        return refiner.refine(context, start, end, last_token_start)
+    s, e = refiner.refine(nfc, *(nfc_position(spans, p) for p in (start, end, last_token_start)))
+    start_at = original_starts(spans, len(context))
+    return int(start_at[s]), int(start_at[e])
 
 
 def _nbest_lists(examples: Sequence[QAExample], spans: _Spans, refiner: Refiner | None) -> dict[str, list[dict]]:

@@ -14,12 +14,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from qaframe import plugins
-from qaframe.errors import UserError
+from qaframe.errors import UserError, one_line
 from qaframe.registry import first_line
 from qaframe.types import ModelSpec
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
+# files from which transformers can build a tokenizer (the fast one's, or a vocabulary it converts)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm"}
 
 
@@ -70,7 +72,8 @@ def configure_cuda_kernels(*, matmul_precision: str = "high", cudnn_attention: b
 
 def _cannot_load(what: str, spec: ModelSpec, error: Exception) -> UserError:
     where = "the folder" if Path(spec.source).is_dir() else "the hub id; without network, pass a local model folder instead"
-    return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {first_line(str(error)) or type(error).__name__}")
+    reason = one_line(str(error))  # whole: transformers' first line can end in "from one of:"
+    return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {reason or type(error).__name__}")
 
 
 HUB_PROBE_SECONDS = 5  # one TCP connection attempt, instead of the hub client's retries (about 25 s) when offline
@@ -115,6 +118,12 @@ def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     check_hub_reachable(spec)
+    folder = Path(spec.source).expanduser()
+    if folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
+        raise UserError(
+            f"model folder {folder} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}); "
+            "pass the model/ folder that `qaframe run` wrote, or a saved Hugging Face model"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as error:

@@ -23,7 +23,7 @@ from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import configure_cuda_kernels, load_tokenizer, native_bf16
+from qaframe.models import configure_cuda_kernels, load_tokenizer, native_bf16, position_limit
 from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -109,8 +109,13 @@ class Predictor:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, folder: str | Path, *, device: str = "cpu", trust_remote_code: bool = False) -> "Predictor":
-        """Load a model folder (qaframe's or a plain Hugging Face QA one) onto `device`."""
+    def load(cls, folder: str | Path, *, device: str = "cpu", trust_remote_code: bool = False, as_trained: bool = False) -> "Predictor":
+        """Load a model folder (qaframe's or a plain Hugging Face QA one) onto `device`.
+
+        `as_trained`: compute as the run's own evaluation did (float32 weights, under the run's
+        precision as qaframe.json records it), so `qaframe evaluate` reproduces the run's scores.
+        Otherwise the fastest way for the device (`inference_dtype`), for predicting and serving.
+        """
         folder = Path(folder)
         if not folder.is_dir():
             raise UserError(f"model folder {folder} does not exist; pass the model/ folder that `qaframe run` wrote")
@@ -119,14 +124,15 @@ class Predictor:
         host = plugins.get_host()
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
-        dtype = inference_dtype(device)
+        if as_trained:
+            dtype, precision = torch.float32, metadata.get("precision", "32")
+        else:
+            dtype = inference_dtype(device)
+            precision = "bf16-mixed" if dtype == torch.bfloat16 else "32"
         model.to(device, dtype=dtype).eval()
         if torch.device(device).type == "cuda":
             configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
-        settings = metadata.get("featurizer_settings")
-        if settings is None:
-            positions = getattr(getattr(model, "config", None), "max_position_embeddings", None) or 512
-            settings = {"max_seq_length": min(384, positions), "doc_stride": 128, "max_query_length": 64}
+        settings = metadata.get("featurizer_settings") or default_settings(spec, getattr(model, "config", None), tokenizer)
         featurizer = build_featurizer(metadata.get("featurizer", "sliding-window"), FeaturizerSettings(**settings))
         refiner_name = metadata.get("refiner", "none")
         refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
@@ -136,7 +142,7 @@ class Predictor:
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
             n_best_size=int(metadata.get("n_best_size", 20)), max_answer_length=int(metadata.get("max_answer_length", 30)),
-            device=device, precision="bf16-mixed" if dtype == torch.bfloat16 else "32", metadata=metadata,
+            device=device, precision=precision, metadata=metadata,
         )
 
     def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +154,11 @@ class Predictor:
         return start, end
 
     def answer(self, items: Sequence[tuple[str, str]], top_k: int = 1) -> list[list[dict]]:
-        """For each (question, context), up to `top_k` answers {text, score (0-1), start, end}, best first."""
+        """For each (question, context), up to `top_k` answers {text, score (0-1), start, end}, best first.
+
+        Decoding always uses the model's `n_best_size`, so the best answer and every score are the
+        same whatever `top_k` asks for (and as `qaframe evaluate` finds); at most that many come back.
+        """
         if not items:
             return []
         examples = [QAExample(id=str(i), title="", question=q, context=c) for i, (q, c) in enumerate(items)]
@@ -157,7 +167,7 @@ class Predictor:
             start, end = self.logits(features)
         decoded = postprocess(
             examples, features, start, end, refiner=self.refiner,
-            n_best_size=max(self.n_best_size, top_k), max_answer_length=self.max_answer_length,
+            n_best_size=self.n_best_size, max_answer_length=self.max_answer_length,
         )
         return [
             [
@@ -166,6 +176,15 @@ class Predictor:
             ][:top_k]
             for e in examples
         ]
+
+
+def default_settings(spec: ModelSpec, config, tokenizer) -> dict[str, int]:
+    """Featurizer settings for a folder without qaframe.json: 384 tokens, 64 for the question and an
+    overlap of 128, each shrunk to fit a model with fewer positions."""
+    length = min(384, position_limit(spec, config) or 512)
+    query = min(64, length // 4)
+    room = length - query - tokenizer.num_special_tokens_to_add(pair=True)
+    return {"max_seq_length": length, "doc_stride": min(128, room // 2), "max_query_length": query}
 
 
 def load_refiner_state(refiner, path: Path) -> None:

@@ -225,7 +225,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         "devices": trainer.world_size,
         "peak_memory_mb": round(peak_memory_mb(device.type), 1),
     }
-    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings), refiner)
+    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings, str(trainer.precision)), refiner)
     write_outputs(output_dir, evaluation, metrics)
     return RunResult(config, output_dir, metrics)
 
@@ -308,8 +308,9 @@ class TrainClock(Callback):
         self.train_seconds = time.perf_counter() - self._started
 
 
-def model_metadata(config: RunConfig, settings: FeaturizerSettings) -> dict[str, Any]:
-    """The qaframe.json of an exported model: how to featurize, decode and refine for it."""
+def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: str) -> dict[str, Any]:
+    """The qaframe.json of an exported model: how to featurize, decode and refine for it, and the
+    precision its run evaluated in (`qaframe evaluate` computes in it, to reproduce the scores)."""
     return {
         "head": config.head,
         "featurizer": config.featurizer,
@@ -319,6 +320,7 @@ def model_metadata(config: RunConfig, settings: FeaturizerSettings) -> dict[str,
         "refiner": config.refiner,
         "corpus": config.corpus,
         "base_model": config.model,
+        "precision": precision,
     }
 
 
@@ -360,8 +362,8 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     host = plugins.get_host()
     corpus = host.create("corpus", corpus_name, options)
     metric = host.create("metric", corpus.metric)
-    refiner_name = refiner or corpus.refiner
-    predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
+    predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code, as_trained=True)
+    refiner_name = refiner or predictor.metadata.get("refiner") or corpus.refiner
     if refiner_name == predictor.metadata.get("refiner", "none"):
         refiner_obj = predictor.refiner  # fitted state included (refiner.json)
     else:

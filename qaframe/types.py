@@ -200,6 +200,9 @@ class Refiner(Protocol):
     def refine(self, context: str, start: int, end: int, last_token_start: int) -> tuple[int, int]:
         """Refined (start, end) character span; `last_token_start` is where the span's last token begins.
 
+        `context` is in Unicode NFC: decoding hands a decomposed context over composed, with the
+        span moved into it, and maps the refined span back.
+
         A refiner may only move `end` inside the last token (`last_token_start < end`), so the
         result stays a non-empty substring of the context.
         """

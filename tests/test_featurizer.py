@@ -15,7 +15,8 @@ from qaframe.errors import UserError
 from qaframe.features import OriginFeaturizer, build_featurizer, require_offsets
 from qaframe.testing import check_featurizer
 from qaframe.types import Answer, CorpusOptions, FeaturizerSettings, QAExample
-from qaframe_plugins.featurizers import SlidingWindowFeaturizer, to_nfc
+from qaframe.text import to_nfc
+from qaframe_plugins.featurizers import SlidingWindowFeaturizer, truncate_questions
 
 LONG_CONTEXT = (
     "교향곡은 여러 악장으로 이루어진 큰 규모의 관현악곡이다. 베토벤은 1824년에 아홉 번째 교향곡을 완성하였고, "
@@ -122,6 +123,65 @@ def test_question_longer_than_max_query_length_is_cut_to_it(kcbert_tokenizer):
         assert int((types == 0).sum()) - 2 == 12  # [CLS] question [SEP]
         assert ids[1:13].tolist() == question_ids[:12]
     assert_labels_round_trip(features, examples)
+
+
+def byte_level_bpe(folder):
+    """A small byte-level BPE tokenizer (RoBERTa's kind) trained here: one Hangul syllable is two or three of its tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import RobertaTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(["the quick brown fox jumps over the lazy dog " * 50, "서울 대한민국 평양 " * 5], trainer)
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
+    bpe.save(str(folder / "tokenizer.json"))
+    return RobertaTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+
+
+def test_questions_are_cut_to_max_query_length_tokens_where_a_character_is_several(tmp_path):
+    tokenizer = byte_level_bpe(tmp_path)
+    questions = ["가나다라마바사아자차카타파하", "가나다라마", "서울", "가"]
+    assert [len(tokenizer.tokenize(q)) for q in questions] == [41, 15, 1, 3]  # 3 tokens a syllable, 서울 learned whole
+    cut = truncate_questions(questions, tokenizer, 10)
+    assert cut == ["가나다", "가나다", "서울", "가"]  # 가나다라 would be 12 tokens
+    assert truncate_questions(["가"], tokenizer, 2) == [""]  # not even one character fits
+    context = "the quick brown fox jumps over the lazy dog " * 6
+    examples = [example(context, "lazy", question="가나다라마바사아자차카타파하")]
+    features = featurize(examples, tokenizer, 40, 22, 10)  # room for context: 40 - 10 - 4 = 26 > 22
+    assert features.lengths.max() <= 40
+    assert_labels_round_trip(features, examples)
+
+
+def test_empty_tokens_of_a_decomposed_context_stay_inside_it(tmp_path):
+    tokenizer = byte_level_bpe(tmp_path)
+    context = unicodedata.normalize("NFD", "서울  평양  ")  # byte-level BPE makes empty tokens of the spaces
+    examples = [example(context, unicodedata.normalize("NFD", "평양"))]
+    features = featurize(examples, tokenizer, 64, 8, 4)
+    offsets = features.offsets[features.offsets[:, 0] >= 0]
+    assert (offsets[:, 0] <= offsets[:, 1]).all() and offsets.max() <= len(context)
+    assert_labels_round_trip(features, examples)
+
+
+@pytest.mark.parametrize(
+    "context, answer",
+    [("수도는 서울 ", "서울 "), (" 서울이 수도", " 서울"), ("수도는 서울\n", "서울\n"), ("수도는 서울\u200b", "서울\u200b")],
+    ids=["trailing-space-at-the-end", "leading-space-at-the-start", "newline", "zero-width-space"],
+)
+def test_answers_with_blank_ends_are_labelled_on_their_visible_characters(kcbert_tokenizer, context, answer):
+    features = featurize([example(context, answer)], kcbert_tokenizer, 32, 4, 8)
+    assert labelled_text(features, [example(context, answer)], 0) == "서울"
+
+
+def test_an_answer_whose_leading_space_ends_the_previous_window_is_labelled_in_the_next(kcbert_tokenizer):
+    context = "가 나 다 라 마 바 사 아 자 차 카 타 파 하 서울 평양"
+    features = featurize([example(context, "가")], kcbert_tokenizer, 16, 0, 4)
+    _, offsets, _ = window(features, 1)
+    first = offsets[offsets[:, 0] >= 0][0]  # the first context token of window 1, and the space before it
+    answer = example(context, context[first[0] - 1 : first[1]], start=int(first[0]) - 1)
+    features = featurize([answer], kcbert_tokenizer, 16, 0, 4)
+    assert features.start_positions[0] == 0 and labelled_text(features, [answer], 1) == context[first[0] : first[1]]
 
 
 @pytest.mark.parametrize(

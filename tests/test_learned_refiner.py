@@ -140,15 +140,20 @@ def test_any_span_of_any_text_stays_inside_the_context(data):
     check_refiner(refiner, context, [(start, end, last_token_start)])
 
 
-def test_decomposed_hangul_is_fitted_with_the_featurizers_offsets(kcbert_tokenizer):
+def test_decomposed_hangul_is_fitted_and_refined_as_composed(kcbert_tokenizer):
     pairs = [(unicodedata.normalize("NFD", c), unicodedata.normalize("NFD", a)) for c, a in TRAINING]
     examples = examples_of(pairs)
     refiner = LearnedSuffix()
     refiner.fit(examples, kcbert_tokenizer)
-    assert refiner.counts["tail"][unicodedata.normalize("NFD", "볶이")] == {0: 2}  # tails are the context's own text
-    features = SlidingWindowFeaturizer(FeaturizerSettings(max_seq_length=64, doc_stride=16, max_query_length=16)).featurize(examples, kcbert_tokenizer)
-    ceilings = exact_match_ceilings(examples, features, {"none": None, "rule": KoreanParticles(), "learned": refiner})
-    assert ceilings["learned"] == 100.0 and ceilings["none"] < 50.0  # the rule's endings are composed syllables
+    composed = LearnedSuffix()
+    composed.fit(examples_of(TRAINING), kcbert_tokenizer)
+    assert refiner.counts == composed.counts  # tails are read in NFC, the form `refine` is given
+    settings = FeaturizerSettings(max_seq_length=64, doc_stride=16, max_query_length=16)
+    refiners = {"none": None, "rule": KoreanParticles(), "learned": refiner}
+    ceilings = exact_match_ceilings(examples, SlidingWindowFeaturizer(settings).featurize(examples, kcbert_tokenizer), refiners)
+    nfc_examples = examples_of(TRAINING)
+    nfc_ceilings = exact_match_ceilings(nfc_examples, SlidingWindowFeaturizer(settings).featurize(nfc_examples, kcbert_tokenizer), refiners)
+    assert ceilings == nfc_ceilings and ceilings["learned"] == 100.0 and ceilings["none"] < 50.0 < ceilings["rule"]
 
 
 def test_registered_as_a_trainable_refiner(qaframe_host):

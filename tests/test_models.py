@@ -16,7 +16,7 @@ from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.models import (HUB_PROBE_SECONDS, check_hub_reachable, check_max_seq_length, configure_cuda_kernels, hub_unreachable, load_config,
                             load_tokenizer, position_limit, resolve_model)
-from qaframe.types import ModelSpec
+from qaframe.types import FeaturizerSettings, ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
 
 
@@ -58,9 +58,13 @@ def test_misspelled_alias_and_missing_folder_are_user_errors(qaframe_host, tmp_p
 def test_a_folder_without_tokenizer_files_says_what_is_wrong(tmp_path):
     with pytest.raises(UserError) as caught:
         load_tokenizer(ModelSpec(source=str(tmp_path)))
-    assert f"cannot load the tokenizer of model '{tmp_path}' (tried the folder)" in str(caught.value)
-    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith(f"model folder {tmp_path} has no tokenizer files (none of tokenizer.json,")
+    (tmp_path / "tokenizer_config.json").write_text("{}")
+    with pytest.raises(UserError, match=f"cannot load the tokenizer of model '{tmp_path}' \\(tried the folder\\)"):
+        load_tokenizer(ModelSpec(source=str(tmp_path)))
+    (tmp_path / "tokenizer_config.json").unlink()
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # transformers 5 makes a 5-token tokenizer of this
+    (tmp_path / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}')
     with pytest.raises(UserError, match="has no vocabulary .*lacks its tokenizer files"):
         load_tokenizer(ModelSpec(source=str(tmp_path)))
     with pytest.raises(UserError, match="cannot load the config"):
@@ -168,3 +172,21 @@ def test_folders_cached_models_and_offline_mode_need_no_probe(unreachable_hub, m
     check_hub_reachable(ModelSpec(source="somebody/cached"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     check_hub_reachable(ModelSpec(source="somebody/uncached"))
+
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (SimpleNamespace(max_position_embeddings=512, model_type="bert"), (384, 64, 128)),
+        (SimpleNamespace(max_position_embeddings=300, model_type="bert"), (300, 64, 116)),  # KcBERT
+        (SimpleNamespace(max_position_embeddings=130, model_type="roberta", pad_token_id=1), (128, 32, 46)),  # 2 positions reserved
+    ],
+    ids=["bert-base", "kcbert", "small-roberta"],
+)
+def test_a_folder_without_qaframe_json_gets_windows_that_fit_the_model(kcbert_tokenizer, config, expected):
+    from qaframe.predictor import default_settings
+    from qaframe_plugins.featurizers import check_settings
+
+    settings = default_settings(ModelSpec(source="x"), config, kcbert_tokenizer)
+    assert (settings["max_seq_length"], settings["max_query_length"], settings["doc_stride"]) == expected
+    check_settings(FeaturizerSettings(**settings), kcbert_tokenizer.num_special_tokens_to_add(pair=True))

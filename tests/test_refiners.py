@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -149,6 +150,23 @@ def test_postprocess_keeps_raw_and_refined_answers(tokenizer):
     assert (best["raw_text"], best["text"]) == ("임수경을", "임수경")
     assert context[best["start"] : best["end"]] == "임수경"
     assert len({(e["start"], e["end"]) for e in decoded.nbest["k1"]}) == len(decoded.nbest["k1"])
+
+
+def test_a_decomposed_context_is_refined_as_composed_and_answered_in_its_own_form(kcbert_tokenizer):
+    from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+    from qaframe.types import FeaturizerSettings
+
+    context = unicodedata.normalize("NFD", "그는 1989년 임수경을 만났다")
+    example = QAExample(id="d1", title="", question="누구를 만났나?", context=context)
+    features = SlidingWindowFeaturizer(FeaturizerSettings(64, 16, 16)).featurize([example], kcbert_tokenizer)
+    tokens = kcbert_tokenizer.convert_ids_to_tokens(features.input_ids.tolist())
+    start_logits, end_logits = np.zeros((2, 1, len(tokens)), np.float32)
+    start_logits[0, tokens.index("임")] = end_logits[0, tokens.index("##경을")] = 8.0
+    decoded = postprocess([example], features, start_logits, end_logits, refiner=KoreanParticles())
+    assert decoded.raw_predictions["d1"] == unicodedata.normalize("NFD", "임수경을")
+    assert decoded.predictions["d1"] == unicodedata.normalize("NFD", "임수경")  # a substring of the user's text
+    best = decoded.nbest["d1"][0]
+    assert context[best["start"] : best["end"]] == decoded.predictions["d1"]
 
 
 def test_refiner_plugin_is_registered_and_conforms(qaframe_host):

@@ -60,6 +60,7 @@ def test_run_writes_every_output(trained):
     assert "last.ckpt" in checkpoints and any(n.startswith("best-") for n in checkpoints)
     meta = json.loads((trained / "model" / "qaframe.json").read_text())
     assert meta["featurizer_settings"]["max_seq_length"] == 128 and meta["refiner"] == "korean-particles"
+    assert meta["precision"] == "32-true"  # what `qaframe evaluate` computes in
 
 
 def test_checkpoints_load_with_weights_only(trained):
@@ -100,6 +101,36 @@ def test_evaluate_reproduces_the_run_metrics_on_the_scored_examples(trained, tmp
     assert all(predictions[k] == v for k, v in run_predictions.items())
 
 
+def test_evaluate_refines_as_the_model_was_trained_to_unless_told(trained, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "model", folder)
+    meta = json.loads((folder / "qaframe.json").read_text())
+    (folder / "qaframe.json").write_text(json.dumps({**meta, "refiner": "none"}))  # as `qaframe run --refiner none` writes
+    for extra, expected in (([], "none"), (["--refiner", "korean-particles"], "korean-particles")):
+        output = tmp_path / expected
+        code, _, err = qaframe(monkeypatch, capsys, "evaluate", "--model", folder, "--corpus", "sample",
+                               "--output-dir", output, "--cache-dir", tmp_path / "cache", *extra)
+        assert code == 0, err
+        metrics = json.loads((output / "metrics.json").read_text())
+        assert metrics["refiner"] == expected
+        if expected == "none":
+            assert (metrics["exact_match"], metrics["f1"]) == (metrics["exact_match_raw"], metrics["f1_raw"])
+
+
+def test_asking_for_more_answers_changes_neither_the_best_answer_nor_the_scores(trained):
+    from qaframe.predictor import Predictor
+
+    predictor = Predictor.load(trained / "model")
+    predictor.n_best_size = 3  # as `qaframe run --n-best-size 3` saves it
+    items = [("이영희의 직업은?", "이영희는 부산 출신이다. 이영희는 교사 일을 한다."), ("김철수는 어디에서 태어났나?", "김철수는 1987년에 서울에서 태어났다.")]
+    one, many = predictor.answer(items, top_k=1), predictor.answer(items, top_k=50)
+    for best, answers in zip(one, many):
+        assert best == answers[:1] and len(answers) <= 3
+    assert predictor.answer(items[:1], top_k=50)[0] == many[0]  # nor does the rest of a batch
+
+
 def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys):
     context = "이영희는 부산 출신이다. 이영희는 교사 일을 한다."
     code, out, _ = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--question", "이영희의 직업은?",
@@ -121,6 +152,11 @@ def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys)
     assert code == 0, err
     lines = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert [line["id"] for line in lines] == ["q1", "2"] and all(len(line["answers"]) <= 1 for line in lines)
+
+    questions.write_text(json.dumps({"question": "이영희의 직업은?", "context": "이영희는\u2028교사 일을 한다.\x85"}, ensure_ascii=False) + "\r\n")
+    code, out, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions)
+    assert code == 0, err  # U+2028 and U+0085 may stand unescaped in a JSON string: only \n ends a line
+    assert [json.loads(line)["id"] for line in out.splitlines()] == ["1"]
 
     questions.write_text('{"question": "빈 문맥?", "context": ""}\n')
     code, _, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions)

@@ -278,7 +278,7 @@ def test_evaluate_and_serve_hand_the_flag_to_the_predictor(command, flag, expect
 
     seen = []
 
-    def refuse(folder, *, device="cpu", trust_remote_code=False):
+    def refuse(folder, *, device="cpu", trust_remote_code=False, as_trained=False):
         seen.append(trust_remote_code)
         raise UserError("stopped by the test")
 

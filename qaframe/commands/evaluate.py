@@ -18,7 +18,7 @@ import click
 @click.option("--train-file", type=click.Path(dir_okay=False, path_type=Path), help="Training file, overriding the corpus's default.")
 @click.option("--dev-file", type=click.Path(dir_okay=False, path_type=Path), help="Dev file, overriding the corpus's default.")
 @click.option("--strict/--no-strict", default=False, help="Fail on records that loading would otherwise repair or skip.")
-@click.option("--refiner", help="Answer-boundary refiner, or `none`; default: the corpus's own.")
+@click.option("--refiner", help="Answer-boundary refiner, or `none`; default: the model's own (qaframe.json), else the corpus's.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Windows per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),

@@ -89,6 +89,8 @@ def exact_match_ceilings(examples, features, refiners: dict) -> dict[str, float 
 
     A refiner None means no refinement; False (not measurable) and a split without answers report None.
     """
+    from qaframe.decoding import refine_span
+
     answerable = [i for i, e in enumerate(examples) if e.answers and not e.is_impossible]
     spans = gold_token_spans(examples, features)
     ceilings: dict[str, float | None] = {}
@@ -102,7 +104,7 @@ def exact_match_ceilings(examples, features, refiners: dict) -> dict[str, float 
                 continue
             start, end, last_token_start = spans[i]
             if refiner is not None:
-                start, end = refiner.refine(examples[i].context, start, end, last_token_start)
+                start, end = refine_span(refiner, examples[i].context, start, end, last_token_start)
             exact += examples[i].context[start:end] == examples[i].answers[0].text
         ceilings[name] = round(100.0 * exact / len(answerable), 2)
     return ceilings

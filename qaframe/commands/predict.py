@@ -16,7 +16,7 @@ def read_questions(path: Path) -> list[dict]:
     """The records of a JSON-lines file: {"id"?, "question", "context"} per line; UserError naming file and line."""
     records = []
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines(): JSON strings may hold U+2028 and the like
     except OSError as error:
         raise UserError(f"cannot read --input {path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
@@ -46,7 +46,7 @@ def read_questions(path: Path) -> list[dict]:
               help='JSON-lines file of questions, one {"id"?, "question", "context"} object per line.')
 @click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
               help="With --input: write the answers as JSON lines here instead of standard output.")
-@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Answers per question, best first.")
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Answers per question, best first (at most the model's n-best size, 20 by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (answers with score, start and end) instead of text; --input always writes JSON lines.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a model or tokenizer that runs code from its folder.")

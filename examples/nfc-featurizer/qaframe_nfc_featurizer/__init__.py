@@ -16,7 +16,7 @@ import numpy as np
 from qaframe import hookimpl
 from qaframe.features import build_featurizer, concatenate
 from qaframe.types import Answer, Features, FeaturizerSettings, QAExample
-from qaframe_plugins.featurizers import to_nfc
+from qaframe.text import to_nfc
 
 ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\ufeff"
 _ZERO_WIDTH_CODES = np.array([ord(c) for c in ZERO_WIDTH], dtype=np.uint32)

@@ -1,0 +1,40 @@
+"""Text in Unicode NFC with a map back to the original characters, for offsets that survive normalization.
+
+KcBERT's vocabulary knows Hangul only composed (NFC); text pasted from some systems arrives
+decomposed (NFD jamo). The featurizer tokenizes the NFC form and refiners read it, while every
+offset a user sees points into the original text. `to_nfc` normalizes unit by unit (a base
+character with the marks or jamo that compose with it) and records where each NFC character
+came from; the two position functions move a boundary between the two texts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import numpy as np
+
+# a character with the combining marks or Hangul jamo that NFC may compose into it
+UNIT = re.compile(r"[\u1100-\u115f][\u1160-\u11a7]?[\u11a8-\u11ff]?|.[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\u11a8-\u11ff]*", re.S)
+
+
+def to_nfc(text: str) -> tuple[str, np.ndarray | None]:
+    """`text` in NFC and, when that changes it, the (start, end) in `text` of each NFC character."""
+    if unicodedata.is_normalized("NFC", text):
+        return text, None
+    pieces, spans = [], []
+    for unit in UNIT.finditer(text):
+        piece = unicodedata.normalize("NFC", unit.group())
+        pieces.append(piece)
+        spans.extend([unit.span()] * len(piece))
+    return "".join(pieces), np.array(spans, dtype=np.int32).reshape(-1, 2)
+
+
+def original_starts(spans: np.ndarray, length: int) -> np.ndarray:
+    """For each boundary 0..n of the NFC text (n characters), where it lies in the original text of `length` characters."""
+    return np.append(spans[:, 0], length).astype(np.int64)
+
+
+def nfc_position(spans: np.ndarray, position: int) -> int:
+    """The NFC boundary of an original boundary (the first NFC character that starts at or after it)."""
+    return int(np.searchsorted(spans[:, 0], position, side="left"))
