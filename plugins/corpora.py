@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -21,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.io import atomic_path
+from qaframe.text import INVISIBLE, unusable_text
 from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample
 
 log = logging.getLogger("qaframe.corpora")
@@ -29,22 +29,6 @@ KORQUAD_URL = "https://korquad.github.io/dataset/"
 KORQUAD_FILES = {"train": "KorQuAD_v1.0_train.json", "dev": "KorQuAD_v1.0_dev.json"}
 SAMPLE_FOLDER = Path(__file__).parent / "data" / "sample"
 SHOWN_IDS = 5  # how many example ids a loading report names
-# zero-width characters, direction marks and the BOM: invisible, and never covered by a token's offsets
-INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
-BLANK = re.compile(f"[\\s{INVISIBLE}]*")
-SURROGATE = re.compile("[\ud800-\udfff]")  # only an unpaired \uXXXX escape in the JSON can put one in a str
-
-
-def unusable_text(value: Any) -> str | None:
-    """Why `value` cannot be a question, context or answer text (not a string, blank, a lone surrogate), or None."""
-    if not isinstance(value, str):
-        return "missing or not a string" if value is None else f"not a string ({type(value).__name__})"
-    if BLANK.fullmatch(value):
-        return "empty (or only spaces and invisible characters)"
-    if SURROGATE.search(value):
-        return "holds an unpaired surrogate escape such as \\ud800 (not a character)"
-    return None
-
 
 # -- validation -------------------------------------------------------------------
 class RecordLoader:
@@ -197,6 +181,8 @@ def read_json(path: Path) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise UserError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}; fix the file or download it again") from error
+    except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
+        raise UserError(f"{path}: holds an integer of thousands of digits (too long to read); fix the file or download it again") from None
     except RecursionError:
         raise UserError(f"{path}: JSON nested too deeply to read (not a SQuAD-format file); fix the file or download it again") from None
 
@@ -286,6 +272,13 @@ def ensure_korquad(data_dir: Path, split: str) -> Path:
 
 
 # -- corpora ------------------------------------------------------------------------------
+def refuse_files(corpus: str, options: CorpusOptions) -> None:
+    """Stop a corpus that reads no files from silently ignoring --train-file or --dev-file."""
+    for flag, path in (("--train-file", options.train_file), ("--dev-file", options.dev_file)):
+        if path:
+            raise UserError(f"{flag} {path}: corpus {corpus} reads no files; use --corpus squad-json or korquad to read {flag}")
+
+
 class FileCorpus:
     """A corpus made of one SQuAD-format file per split."""
 
@@ -343,6 +336,7 @@ class SampleCorpus(FileCorpus):
     """A small Korean corpus in KorQuAD format shipped with qaframe, for the offline quickstart and tests."""
 
     def __init__(self, options: CorpusOptions):
+        refuse_files("sample", options)
         super().__init__({split: SAMPLE_FOLDER / f"{split}.json" for split in ("train", "dev")}, options.strict)
 
 
@@ -353,6 +347,7 @@ class SyntheticCorpus:
     refiner = "korean-particles"
 
     def __init__(self, options: CorpusOptions):
+        refuse_files("synthetic", options)
         self.strict = options.strict
 
     def splits(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ import numpy as np
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.features import concatenate
-from qaframe.text import original_starts, to_nfc
+from qaframe.text import blank, original_starts, to_nfc
 from qaframe.types import Features, FeaturizerSettings, QAExample
 
 FAR = np.int64(2**62)  # stands for "no such token" in min-reductions (a NumPy int64, so it never wraps)
@@ -74,11 +74,6 @@ def truncate_questions(questions: list[str], tokenizer: Any, limit: int) -> list
             else:
                 pending[i].pop(0)
     return cut
-
-
-def blank(character: str) -> bool:
-    """Whitespace or an invisible control/format character: no token covers it."""
-    return character.isspace() or unicodedata.category(character) in ("Cc", "Cf")
 
 
 def labelled_span(example: QAExample) -> tuple[int, int]:

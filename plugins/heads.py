@@ -10,6 +10,8 @@ from __future__ import annotations
 from pickle import UnpicklingError
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.registry import first_line
@@ -25,7 +27,11 @@ def describe_source(source: str) -> str:
 
 def load_error(spec: ModelSpec, error: Exception) -> UserError:
     """A one-line UserError for a model whose weights or architecture could not be loaded."""
-    if Path(spec.source).expanduser().is_dir():
+    folder = Path(spec.source).expanduser()
+    if isinstance(error, SafetensorError):
+        files = ", ".join(str(path) for path in sorted(folder.glob("*.safetensors"))) or "the cached .safetensors files"
+        hint = f"its safetensors weights ({files}) are truncated or corrupt; save, copy or download the model again"
+    elif folder.is_dir():
         hint = "the folder needs a config.json and model.safetensors (or pytorch_model.bin), as save_pretrained writes them"
     else:
         hint = (
@@ -59,7 +65,7 @@ def span(spec: ModelSpec, *, pretrained: bool):
         if pretrained and not spec.random_init:
             return AutoModelForQuestionAnswering.from_pretrained(spec.source, config=config, **options)
         return AutoModelForQuestionAnswering.from_config(config, **options)
-    except (OSError, ValueError, UnpicklingError) as error:  # missing, unreadable or unsafe weights; no network
+    except (OSError, ValueError, UnpicklingError, SafetensorError) as error:  # missing, unreadable, corrupt or unsafe weights; no network
         raise load_error(spec, error) from error
 
 

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as error:  # plain `qaframe`: the help, as --help prints it
+        click.echo(error.ctx.get_help())
+        sys.exit(0)
     except click.UsageError as error:
         where = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
         click.echo(f"Error: {one_line(error.format_message())}{where}", err=True)

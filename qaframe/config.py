@@ -22,6 +22,7 @@ or newer), else 32-bit.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,8 @@ class RunConfig:
             raise UserError(f"--max-steps must be -1 (no limit) or positive, got {self.max_steps}")
         if self.compile_mode != "default" and not self.compile:
             raise UserError(f"--compile-mode {self.compile_mode} needs --compile")
+        if self.limit_train_batches == 0:
+            raise UserError("--limit-train-batches 0 would train on nothing; use at least 1, or a fraction such as 0.1")
         if self.limit_val_batches == 0:
             raise UserError("--limit-val-batches 0 would skip evaluation, which picks the best checkpoint; use at least 1")
 
@@ -225,6 +228,10 @@ def coerce(name: str, value: Any, source: str) -> Any:
     if value is None:
         return None
     try:
+        if kind == "devices" and isinstance(value, list) and all(type(v) is int for v in value):
+            value = ",".join(map(str, value))  # YAML [0, 1]: the devices 0 and 1
+        if isinstance(value, (list, dict)):
+            raise ValueError
         if kind == "bool":
             if isinstance(value, bool):
                 return value
@@ -239,12 +246,12 @@ def coerce(name: str, value: Any, source: str) -> Any:
                 raise ValueError
             return int(value)
         if kind == "float":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not math.isfinite(float(value)):
                 raise ValueError
             return float(value)
         if kind == "count":  # an integer count of batches, or a fraction in (0, 1]
             number = float(value)
-            if number < 0:
+            if not number >= 0 or math.isinf(number):
                 raise ValueError
             return int(number) if number.is_integer() and (number >= 1 or number == 0) else number
         if kind == "devices":
@@ -257,6 +264,6 @@ def coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError
         return text
     except (TypeError, ValueError):
-        words = {"int": "an integer", "float": "a number", "bool": "true or false", "count": "a number of batches or a fraction"}
+        words = {"int": "an integer", "float": "a finite number", "bool": "true or false", "count": "a number of batches or a fraction"}
         expected = f"one of {', '.join(choices)}" if choices else words.get(kind, f"a {kind}")
         raise UserError(f"{flag(name)} in {source} must be {expected}, got {value!r}") from None

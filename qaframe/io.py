@@ -1,4 +1,8 @@
-"""Atomic writes (temporary file in the same folder, fsync, rename) so nothing is ever left half-written."""
+"""Atomic writes (temporary file in the same folder, fsync, rename) so nothing is ever left half-written.
+
+A text file or folder that cannot be written (read-only, a file where a folder should be, a
+full disk) is a UserError naming the path.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,21 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from qaframe.errors import UserError
+
+
+def check_writable_folder(folder: str | Path, label: str) -> None:
+    """UserError starting with `label` (the option and its value) unless files can be made in `folder` (or,
+    where it does not exist yet, in the nearest folder above it, where it would be created); nothing is created."""
+    folder = Path(folder)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "it is a file")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as error:
+        raise UserError(f"{label}: cannot write in {existing} ({error.strerror or error}); choose a writable folder") from None
 
 
 @contextmanager
@@ -31,9 +50,12 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
 
 def write_text(target: str | Path, text: str) -> None:
-    """Write UTF-8 text atomically."""
-    with atomic_path(target) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+    """Write UTF-8 text atomically; UserError naming the file when it cannot be written."""
+    try:
+        with atomic_path(target) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot write {target}: {error.strerror or error}") from None
 
 
 def write_json(target: str | Path, data: Any) -> None:

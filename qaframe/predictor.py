@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import reprlib
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,6 +29,8 @@ from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
 METADATA_FILE = "qaframe.json"
+PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")  # what `qaframe run` trains in, as Lightning names it
+SETTING_MINIMUMS = {"max_seq_length": 1, "doc_stride": 0, "max_query_length": 1}  # FeaturizerSettings' fields
 
 
 def autocast(device: Any, precision: str):
@@ -132,8 +135,7 @@ class Predictor:
         model.to(device, dtype=dtype).eval()
         if torch.device(device).type == "cuda":
             configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
-        settings = metadata.get("featurizer_settings") or default_settings(spec, getattr(model, "config", None), tokenizer)
-        featurizer = build_featurizer(metadata.get("featurizer", "sliding-window"), FeaturizerSettings(**settings))
+        featurizer = metadata_featurizer(metadata, folder, spec, getattr(model, "config", None), tokenizer)
         refiner_name = metadata.get("refiner", "none")
         refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
         if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
@@ -141,7 +143,7 @@ class Predictor:
         name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
-            n_best_size=int(metadata.get("n_best_size", 20)), max_answer_length=int(metadata.get("max_answer_length", 30)),
+            n_best_size=metadata.get("n_best_size", 20), max_answer_length=metadata.get("max_answer_length", 30),
             device=device, precision=precision, metadata=metadata,
         )
 
@@ -187,6 +189,22 @@ def default_settings(spec: ModelSpec, config, tokenizer) -> dict[str, int]:
     return {"max_seq_length": length, "doc_stride": min(128, room // 2), "max_query_length": query}
 
 
+def metadata_featurizer(metadata: dict, folder: Path, spec: ModelSpec, config, tokenizer):
+    """The featurizer qaframe.json names with its settings (without them, defaults that fit the model); UserError naming the file."""
+    where = folder / METADATA_FILE if metadata else folder
+    settings = FeaturizerSettings(**(metadata.get("featurizer_settings") or default_settings(spec, config, tokenizer)))
+    limit = position_limit(spec, config)
+    if limit is not None and settings.max_seq_length > limit:
+        raise UserError(
+            f"{where}: featurizer_settings.max_seq_length {settings.max_seq_length} exceeds the {limit} positions "
+            f"of the model in {folder}; set it to {limit} or less"
+        )
+    try:
+        return build_featurizer(metadata.get("featurizer", "sliding-window"), settings)
+    except UserError as error:
+        raise UserError(f"{where}: {error}") from None
+
+
 def load_refiner_state(refiner, path: Path) -> None:
     """Restore a trainable refiner from its JSON state file; UserError naming the file when it cannot."""
     try:
@@ -206,4 +224,40 @@ def read_metadata(folder: Path) -> dict:
         raise UserError(f"cannot read {path}: {error}; rewrite it or delete it to use the defaults") from None
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    validate_metadata(data, path)
     return data
+
+
+def is_count(value: Any, minimum: int) -> bool:
+    """Whether `value` is an integer (not a bool) of at least `minimum`."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def validate_metadata(data: dict, path: Path) -> None:
+    """UserError naming `path` and every field of its qaframe.json that cannot be used."""
+    host = plugins.get_host()
+    problems = []
+    for kind in ("head", "featurizer", "refiner"):
+        name = data.get(kind)
+        if kind not in data or (kind == "refiner" and name in (None, "none")):
+            continue
+        if not isinstance(name, str):
+            problems.append(f"{kind} must be a name, got {reprlib.repr(name)}")
+        elif name not in host.registry(kind):
+            problems.append(host.registry(kind).unknown_message(name))
+    for key in ("n_best_size", "max_answer_length"):
+        if key in data and not is_count(data[key], 1):
+            problems.append(f"{key} must be a positive integer, got {reprlib.repr(data[key])}")
+    settings = data.get("featurizer_settings") or {}
+    if not isinstance(settings, dict):
+        problems.append(f"featurizer_settings must be an object with {', '.join(SETTING_MINIMUMS)}, got {reprlib.repr(settings)}")
+    else:
+        for key, value in settings.items():
+            if key not in SETTING_MINIMUMS:
+                problems.append(f"featurizer_settings has an unknown key {reprlib.repr(key)}; known: {', '.join(SETTING_MINIMUMS)}")
+            elif not is_count(value, SETTING_MINIMUMS[key]):
+                problems.append(f"featurizer_settings.{key} must be an integer of at least {SETTING_MINIMUMS[key]}, got {reprlib.repr(value)}")
+    if "precision" in data and data["precision"] not in PRECISIONS:
+        problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {reprlib.repr(data['precision'])}")
+    if problems:
+        raise UserError(f"{path}: {'; '.join(problems)}")

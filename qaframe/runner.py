@@ -37,6 +37,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
@@ -49,7 +50,6 @@ from qaframe.task import Evaluator, QATask
 from qaframe.types import REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner
 
 Echo = Callable[[str], None]
-RESULT_FILES = ("metrics.json", "predictions.json", "nbest_predictions.json")
 
 
 def _stderr(message: str) -> None:
@@ -92,11 +92,14 @@ def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
     if not path.is_file():
         raise UserError(f"--resume {resume}: no checkpoint at {path}; start without --resume, or pass an existing .ckpt file")
     try:  # read it safely now, so a bad file fails before anything is featurized or written
-        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
         reason = " ".join(str(error).split())[:200]
         raise UserError(f"--resume {resume}: {path} is not a checkpoint that can be loaded safely ({reason}); "
                         "pass a checkpoint written by `qaframe run`") from None
+    if not isinstance(state, dict) or not {"state_dict", "pytorch-lightning_version"} <= state.keys():
+        raise UserError(f"--resume {resume}: {path} is not a training checkpoint (it lacks state_dict or the Lightning "
+                        "version); pass a .ckpt file written by `qaframe run`")
     return str(path)
 
 
@@ -146,6 +149,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
     )
     output_dir = config.output_dir
+    io.check_writable_folder(output_dir, f"--output-dir {output_dir}")
     resume = resolve_resume(config.resume, output_dir)
 
     settings = FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length)
@@ -187,10 +191,13 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         pin_memory=device.type == "cuda",
     )
     if trainer.is_global_zero:
-        for stale in RESULT_FILES:  # results of an earlier run must not pass for this one's
-            (output_dir / stale).unlink(missing_ok=True)
         io.write_text(output_dir / "config.yaml", config.to_yaml())
-    trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
+            raise KeyboardInterrupt from None
+        raise
     if not trainer.is_global_zero:
         return RunResult(config, output_dir, {}, is_global_zero=False)
 
@@ -253,7 +260,7 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
             enable_model_summary=False, **limits,
         )
-    except (ValueError, RuntimeError) as error:  # Lightning's MisconfigurationException is a ValueError
+    except (MisconfigurationException, ValueError, RuntimeError, TypeError) as error:
         raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
                         f"--strategy {config.strategy}: {' '.join(str(error).split())}") from None
     return trainer, checkpoint, clock
@@ -348,7 +355,12 @@ def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any], refine
 
 
 def write_outputs(output_dir: Path, evaluation, metrics: dict[str, Any]) -> None:
-    """predictions.json ({id: text}), nbest_predictions.json, then metrics.json (last: it marks completion)."""
+    """predictions.json ({id: text}), nbest_predictions.json, then metrics.json (last: it marks completion).
+
+    An earlier run's results stay until these replace them, so a command that fails keeps them;
+    its metrics.json goes first, so they never pass for this one's if writing stops half-way.
+    """
+    (output_dir / "metrics.json").unlink(missing_ok=True)
     io.write_json(output_dir / "predictions.json", evaluation.predictions)
     io.write_json(output_dir / "nbest_predictions.json", evaluation.nbest)
     io.write_json(output_dir / "metrics.json", metrics)
@@ -359,6 +371,7 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
                    device: str = "cpu", cache_dir: Path | None = None, trust_remote_code: bool = False,
                    echo: Echo = _stderr) -> dict[str, Any]:
     """Score a saved model on a corpus split; writes predictions.json, nbest_predictions.json and metrics.json."""
+    io.check_writable_folder(output_dir, f"--output-dir {output_dir}")
     host = plugins.get_host()
     corpus = host.create("corpus", corpus_name, options)
     metric = host.create("metric", corpus.metric)
@@ -372,8 +385,6 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
             refiner_obj.fit(_load_split(corpus, corpus_name, "train", echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
     loaded = _load_split(corpus, corpus_name, split, echo)
-    for stale in RESULT_FILES:
-        (output_dir / stale).unlink(missing_ok=True)
     cache = cache_dir or RunConfig().resolved_cache_dir()
     features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
     start_time = time.perf_counter()

@@ -12,9 +12,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from qaframe import io
 from qaframe.cli import main
@@ -98,7 +100,7 @@ def test_write_json_that_fails_keeps_the_previous_file_and_no_temporary(tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(io.os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match=f"cannot write {target}: No space left on device"):
         io.write_json(target, {"f1": 2.0, "big": "x" * 100_000})
     assert json.loads(target.read_text(encoding="utf-8")) == {"f1": 1.0}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
@@ -163,3 +165,77 @@ def test_a_run_killed_while_writing_outputs_leaves_nothing_that_looks_complete(k
         resumed = subprocess.run([sys.executable, "-m", "qaframe.cli", *command, "--resume", "last"], capture_output=True, timeout=240)
         assert resumed.returncode == 0, resumed.stderr.decode(errors="replace")[-2000:]
         assert assert_complete_or_absent(out) == set(OUTPUTS)
+
+
+def earlier_results(folder: Path) -> dict[str, str]:
+    """Results of an earlier command in `folder`, returned as written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {name: json.dumps({"earlier": name}) for name in OUTPUTS}
+    for name, text in written.items():
+        (folder / name).write_text(text)
+    return written
+
+
+def kept(folder: Path, written: dict[str, str]) -> bool:
+    """Whether every earlier result is still there, unchanged."""
+    return all((folder / name).read_text() == text for name, text in written.items())
+
+
+@pytest.mark.parametrize("trouble", ["devices", "resume-not-a-checkpoint", "cache-dir-is-a-file"])
+def test_a_run_that_fails_keeps_the_earlier_results(trouble, tmp_path, capsys):
+    out = tmp_path / "out"
+    written = earlier_results(out)
+    (tmp_path / "afile").write_text("")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "plain.ckpt")  # loads safely, but is no training checkpoint
+    extra = {"devices": ["--devices", "-2"], "resume-not-a-checkpoint": ["--resume", str(tmp_path / "plain.ckpt")],
+             "cache-dir-is-a-file": []}[trouble]
+    cache = tmp_path / ("afile" if trouble == "cache-dir-is-a-file" else "cache")
+    with pytest.raises(SystemExit) as exited:
+        main([*TINY_RUN, "--output-dir", str(out), "--cache-dir", str(cache / "sub"), *extra])
+    lines = capsys.readouterr().err.strip().splitlines()  # progress lines, then the error
+    assert exited.value.code == 2 and lines[-1].startswith("Error: ") and "Traceback" not in "".join(lines)
+    err = lines[-1]
+    assert {"devices": "--devices -2", "resume-not-a-checkpoint": "is not a training checkpoint",
+            "cache-dir-is-a-file": "afile"}[trouble] in err
+    assert kept(out, written)
+
+
+def test_evaluate_that_fails_keeps_the_earlier_results(tmp_path, capsys):
+    out = tmp_path / "out"
+    written = earlier_results(out)
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit) as exited:  # no model there: fails after the outputs folder was checked
+        main(["evaluate", "--model", str(tmp_path / "nothing"), "--corpus", "sample", "--output-dir", str(out)])
+    assert exited.value.code == 2 and "does not exist" in capsys.readouterr().err
+    assert kept(out, written)
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(command, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    argv = {"run": [*TINY_RUN, "--cache-dir", str(tmp_path / "cache")],
+            "evaluate": ["evaluate", "--model", str(tmp_path / "nothing"), "--corpus", "sample"]}[command]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--output-dir", str(tmp_path / "afile" / "out")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"--output-dir {tmp_path / 'afile' / 'out'}: cannot write in {tmp_path / 'afile'} (it is a file)" in err
+    assert not (tmp_path / "cache").exists()  # nothing was featurized
+
+
+def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path):
+    out = tmp_path / "out"
+    written = earlier_results(out)
+    command = [*TINY_RUN, "--max-steps", "100000", "--max-epochs", "1000", "--output-dir", str(out),
+               "--cache-dir", str(tmp_path / "cache")]
+    process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    for _ in range(600):  # config.yaml is written just before training starts
+        if (out / "config.yaml").exists() or process.poll() is not None:
+            break
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode(errors="replace")[-2000:]
+    assert err.decode().strip().splitlines()[-1] == "Aborted."  # click's word for Ctrl-C
+    assert kept(out, written)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -71,3 +72,101 @@ def test_console_script_starts_without_heavy_imports():
     code = "import sys; from qaframe.cli import cli; import qaframe.commands.plugins; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_no_arguments_prints_the_help_and_exits_0(capsys, monkeypatch):
+    assert run_main(monkeypatch, []) == 0  # like `qaframe --help`, not a usage error
+    plain = capsys.readouterr()
+    assert run_main(monkeypatch, ["--help"]) == 0
+    assert plain.out == capsys.readouterr().out and plain.err == ""
+    assert plain.out.startswith("Usage: qaframe [OPTIONS] COMMAND") and plain.out.count("\n") > 10
+
+
+def one_line_error(capsys) -> str:
+    """The single stderr line of a failed command, checked to be one line."""
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("Error: "), err
+    return err
+
+
+# no model is needed: each of these fails before one would be loaded
+NO_MODEL = ["--model", "no-such-model-folder"]
+ONE_QUESTION = ["--question", "언제?", "--context", "1978년에 창단되었다."]
+
+
+@pytest.mark.parametrize("command", [["predict", *NO_MODEL, *ONE_QUESTION], ["evaluate", *NO_MODEL, "--corpus", "sample", "--output-dir", "out"]])
+@pytest.mark.parametrize("device, message", [("foo", "--device foo: not a device name"), ("cuda:99", "--device cuda:99: ")])
+def test_unknown_or_missing_device_is_one_line(capsys, monkeypatch, tmp_path, command, device, message):
+    monkeypatch.chdir(tmp_path)
+    assert run_main(monkeypatch, [*command, "--device", device]) == 2
+    assert message in one_line_error(capsys)
+
+
+@pytest.fixture
+def questions_file(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_text('{"question": "언제?", "context": "1978년에 창단되었다."}\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("parent", ["a_file", "a_file/sub"])
+def test_predict_output_under_a_file_is_one_line_before_the_model_loads(capsys, monkeypatch, tmp_path, questions_file, parent):
+    (tmp_path / "a_file").write_text("not a folder")
+    output = tmp_path / parent / "answers.jsonl"
+    assert run_main(monkeypatch, ["predict", *NO_MODEL, "--input", str(questions_file), "--output", str(output)]) == 2
+    assert f"--output {output}: cannot write in {tmp_path / 'a_file'} (it is a file)" in one_line_error(capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_predict_output_in_a_read_only_folder_is_one_line(capsys, monkeypatch, tmp_path, questions_file):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o500)
+    output = folder / "answers.jsonl"
+    assert run_main(monkeypatch, ["predict", *NO_MODEL, "--input", str(questions_file), "--output", str(output)]) == 2
+    assert f"--output {output}: cannot write in {folder} (Permission denied)" in one_line_error(capsys)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory, tiny_model_dir):
+    """The tiny model with random weights, saved with its tokenizer."""
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("saved") / "model"
+    AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return folder
+
+
+def test_predict_output_write_failure_is_one_line(capsys, monkeypatch, tmp_path, questions_file, saved_model):
+    from qaframe import io
+
+    def full_disk(source, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io.os, "replace", full_disk)
+    output = tmp_path / "answers.jsonl"
+    assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file), "--output", str(output)]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar of the model's loading
+    assert last == f"Error: cannot write {output}: No space left on device"
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": ' + "1" * 5000 + ', "question": "q", "context": "c"}', "line 2: holds an integer of thousands of digits"),
+    ("[" * 100_000, "line 2: JSON nested too deeply"),
+    ('{"question": "q\\ud800", "context": "c"}', "line 2: 'question' is not valid Unicode (an unpaired surrogate"),
+    ('{"question": "q", "context": "\\udc00c"}', "line 2: 'context' is not valid Unicode (an unpaired surrogate"),
+    ('{"id": "\\ud800", "question": "q", "context": "c"}', "line 2: 'id' is not valid Unicode (an unpaired surrogate"),
+])
+def test_predict_unreadable_input_line_is_one_line(capsys, monkeypatch, questions_file, line, message):
+    with open(questions_file, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+    assert run_main(monkeypatch, ["predict", *NO_MODEL, "--input", str(questions_file)]) == 2
+    assert f"Error: {questions_file} {message}" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--question", "--context"])
+def test_predict_argument_that_is_not_unicode_is_one_line(capsys, monkeypatch, flag):
+    undecodable = b"\xff\xfe?".decode("utf-8", "surrogateescape")  # what Python makes of a non-UTF-8 terminal's bytes
+    argv = ["predict", *NO_MODEL, *ONE_QUESTION, flag, undecodable]
+    assert run_main(monkeypatch, argv) == 2
+    assert f"Error: {flag} is not valid Unicode (an unpaired surrogate" in one_line_error(capsys)

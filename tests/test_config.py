@@ -65,6 +65,11 @@ def test_unknown_key_names_key_and_file(tmp_path):
         ("max_epochs: three\n", "--max-epochs in config file .* must be an integer"),
         ("precision: 64\n", "--precision in config file .* must be one of auto, 32, bf16-mixed, 16-mixed"),
         ("group_by_length: maybe\n", "--group-by-length in config file"),
+        ("learning_rate: .nan\n", "--learning-rate in config file .* must be a finite number, got nan"),
+        ("limit_val_batches: .nan\n", "--limit-val-batches in config file"),
+        ("output_dir: {a: 1}\n", "--output-dir in config file .*, got \\{'a': 1\\}"),
+        ("corpus: [sample]\n", "--corpus in config file .*, got \\['sample'\\]"),
+        ("devices: [cpu]\n", "--devices in config file"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path, text, message):
@@ -83,11 +88,21 @@ def test_bad_files_are_one_line_errors(tmp_path, text, message):
         ({"warmup_ratio": 1.5}, "--warmup-ratio"),
         ({"limit_val_batches": 0}, "--limit-val-batches 0"),
         ({"learning_rate": -1.0}, "--learning-rate must be positive"),
+        ({"learning_rate": "nan"}, "--learning-rate in the command line must be a finite number, got 'nan'"),
+        ({"weight_decay": "inf"}, "--weight-decay in the command line must be a finite number"),
+        ({"gradient_clip_val": "nan"}, "--gradient-clip-val in the command line must be a finite number"),
+        ({"limit_train_batches": "0"}, "--limit-train-batches 0 would train on nothing"),
     ],
 )
 def test_validation_names_the_flag(overrides, message):
     with pytest.raises(UserError, match=message):
         RunConfig.from_sources(overrides=overrides)
+
+
+def test_a_yaml_list_of_device_numbers_means_those_devices(tmp_path):
+    file = tmp_path / "run.yaml"
+    file.write_text("devices: [0, 1]\n")
+    assert RunConfig.from_sources(file).devices == "0,1"  # Lightning's spelling of the devices 0 and 1
 
 
 def test_limits_take_counts_or_fractions():

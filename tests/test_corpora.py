@@ -253,3 +253,38 @@ def test_synthetic_corpus_loads_generated_splits(qaframe_host):
     assert len(loaded["dev"].examples) == 300
     with pytest.raises(UserError, match="no 'test' split"):
         corpus.load("test")
+
+
+def test_integer_too_long_to_read_is_a_user_error_naming_the_file(tmp_path):
+    path = tmp_path / "long_start.json"
+    text = json.dumps(squad(("서울은 수도이다.", [qa("q1", "수도는?", ("서울", 0))])), ensure_ascii=False)
+    path.write_text(text.replace('"answer_start": 0', '"answer_start": ' + "1" * 5000), encoding="utf-8")
+    with pytest.raises(UserError, match=r"long_start\.json: holds an integer of thousands of digits"):
+        corpora.load_squad_file(path)
+
+
+def test_deeply_nested_json_is_a_user_error_naming_the_file(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(UserError, match=r"deep\.json: JSON nested too deeply"):
+        corpora.load_squad_file(path)
+
+
+@pytest.mark.parametrize("corpus", ["sample", "synthetic"])
+@pytest.mark.parametrize("flag, options", [("--train-file", CorpusOptions(train_file="x.json")), ("--dev-file", CorpusOptions(dev_file="x.json"))])
+def test_built_in_corpora_refuse_files_they_would_ignore(qaframe_host, corpus, flag, options):
+    with pytest.raises(UserError, match=f"^{flag} x.json: corpus {corpus} reads no files; use --corpus squad-json or korquad"):
+        qaframe_host.create("corpus", corpus, options)
+
+
+@pytest.mark.parametrize("command", [["inspect", "--corpus", "sample"], ["run", "--corpus", "synthetic"]])
+def test_a_file_given_to_a_built_in_corpus_is_one_line_exit_2(qaframe_host, capsys, monkeypatch, tmp_path, command):
+    from qaframe.cli import main
+
+    argv = [*command, "--train-file", str(tmp_path / "x.json")]
+    monkeypatch.setattr("sys.argv", ["qaframe", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"Error: --train-file {tmp_path / 'x.json'}: corpus {command[2]} reads no files")

@@ -132,6 +132,18 @@ def test_folder_without_weights_says_what_was_tried(qaframe_host, tiny, offline,
     assert "model.safetensors" in message and "\n" not in message
 
 
+@pytest.mark.parametrize("keep", [0, 5, 5000])  # empty, inside the header length, inside the header
+def test_truncated_safetensors_weights_are_a_one_line_user_error_naming_the_file(qaframe_host, tiny, offline, tmp_path, keep):
+    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:keep])
+    with pytest.raises(UserError) as caught:
+        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"model '{tmp_path}' could not be loaded: tried the local folder {tmp_path}")
+    assert f"({weights}) are truncated or corrupt" in message and "\n" not in message
+
+
 def test_architecture_without_a_question_answering_class_is_a_user_error(qaframe_host, tmp_path):
     from transformers import CLIPVisionConfig
 

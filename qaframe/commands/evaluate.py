@@ -27,9 +27,11 @@ import click
 def evaluate(model_dir, corpus, split, output_dir, data_dir, train_file, dev_file, strict, refiner, batch_size, device,
              cache_dir, trust_remote_code) -> None:
     """Evaluate a saved model on a corpus split with the corpus's official metric (EM and F1, 0-100)."""
+    from qaframe.commands.serve import check_device
     from qaframe.runner import evaluate_model, summary
     from qaframe.types import CorpusOptions
 
+    check_device(device)
     metrics = evaluate_model(
         model_dir, corpus, output_dir, split=split, options=CorpusOptions(data_dir, train_file, dev_file, strict),
         refiner=refiner, batch_size=batch_size, device=device, cache_dir=cache_dir, trust_remote_code=trust_remote_code,

@@ -14,6 +14,8 @@ CHUNK = 256  # questions featurized and answered together when reading --input
 
 def read_questions(path: Path) -> list[dict]:
     """The records of a JSON-lines file: {"id"?, "question", "context"} per line; UserError naming file and line."""
+    from qaframe.text import unusable_text
+
     records = []
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines(): JSON strings may hold U+2028 and the like
@@ -28,12 +30,19 @@ def read_questions(path: Path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise UserError(f"{path} line {number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
+        except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
+            raise UserError(f"{path} line {number}: holds an integer of thousands of digits (too long to read); write ids as strings") from None
+        except RecursionError:
+            raise UserError(f"{path} line {number}: JSON nested too deeply; each line must be one flat JSON object") from None
         if not isinstance(record, dict):
             raise UserError(f"{path} line {number}: expected a JSON object with question and context, got {type(record).__name__}")
         for key in ("question", "context"):
-            if not isinstance(record.get(key), str) or not record[key].strip():
-                raise UserError(f"{path} line {number}: '{key}' must be a non-empty string")
-        records.append({"id": str(record.get("id", number)), "question": record["question"], "context": record["context"]})
+            if unusable_text(record.get(key)):
+                raise UserError(f"{path} line {number}: '{key}' is {unusable_text(record.get(key))}")
+        record_id = str(record.get("id", number))
+        if unusable_text(record_id):
+            raise UserError(f"{path} line {number}: 'id' is {unusable_text(record_id)}")
+        records.append({"id": record_id, "question": record["question"], "context": record["context"]})
     return records
 
 
@@ -58,11 +67,18 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
         raise UserError("give either --question/--context or --input, not both")
     if output_file is not None and input_file is None:
         raise UserError("--output needs --input; a single answer is printed")
-    records = read_questions(input_file) if input_file else None
-    if records is None and not (question.strip() and context.strip()):
-        raise UserError("--question and --context must not be empty")
-
     from qaframe import io
+    from qaframe.commands.serve import check_device
+    from qaframe.text import unusable_text
+
+    for name, value in (("--question", question), ("--context", context)):
+        if value is not None and unusable_text(value):
+            raise UserError(f"{name} is {unusable_text(value)}")
+    records = read_questions(input_file) if input_file else None
+    check_device(device)
+    if output_file is not None:
+        io.check_writable_folder(output_file.parent, f"--output {output_file}")
+
     from qaframe.predictor import Predictor
 
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)

@@ -1,0 +1,148 @@
+"""A model folder's qaframe.json and weights: every bad value is a one-line error naming the file, exit code 2.
+
+Each test gets its own folder of links to one saved tiny KcBERT span model (random weights,
+300 positions) plus the qaframe.json (or damaged weights file) under test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qaframe.cli import main
+from qaframe.errors import UserError
+from qaframe.predictor import Predictor
+
+SETTINGS = {"max_seq_length": 64, "doc_stride": 16, "max_query_length": 16}
+
+
+@pytest.fixture(autouse=True)
+def isolated_host(qaframe_host):
+    """In-process commands use a fresh built-ins-only plugin host, never the cached process-wide one."""
+    return qaframe_host
+
+
+@pytest.fixture(scope="module")
+def saved_model(tiny_model_dir, tmp_path_factory) -> Path:
+    """A span model with random weights from the packaged tiny KcBERT config, saved with its tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("saved-model")
+    torch.manual_seed(0)
+    AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(tiny_model_dir)).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def model_folder(saved_model, tmp_path) -> Path:
+    """A fresh model folder whose files link to the saved model's, so a test can add or replace one."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for path in saved_model.iterdir():
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+def write_metadata(folder: Path, metadata: dict) -> Path:
+    """Write `metadata` as the folder's qaframe.json; returns its path."""
+    path = folder / "qaframe.json"
+    path.write_text(json.dumps(metadata), encoding="utf-8")
+    return path
+
+
+def qaframe(capsys, *args) -> tuple[int, str, str]:
+    """Run the real CLI entry point in this process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exited:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
+def predict(capsys, folder: Path) -> tuple[int, str, str]:
+    """`qaframe predict` of one question on the model in `folder`."""
+    return qaframe(capsys, "predict", "--model", folder, "--question", "한라산의 높이는?", "--context", "한라산의 높이는 1,947미터이다.")
+
+
+def error_line(err: str) -> str:
+    """The one line of an `Error: ...` stderr, asserting there is exactly one (progress bars aside)."""
+    lines = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"featurizer_settings": {**SETTINGS, "stride": 8}}, "featurizer_settings has an unknown key 'stride'"),
+    ({"featurizer_settings": [64, 16, 16]}, "featurizer_settings must be an object"),
+    ({"featurizer_settings": {**SETTINGS, "max_seq_length": "64"}}, "featurizer_settings.max_seq_length must be an integer of at least 1, got '64'"),
+    ({"featurizer_settings": {**SETTINGS, "doc_stride": -1}}, "featurizer_settings.doc_stride must be an integer of at least 0, got -1"),
+    ({"n_best_size": "abc"}, "n_best_size must be a positive integer, got 'abc'"),
+    ({"max_answer_length": 0}, "max_answer_length must be a positive integer, got 0"),
+    ({"max_answer_length": True}, "max_answer_length must be a positive integer, got True"),
+    ({"refiner": 5}, "refiner must be a name, got 5"),
+    ({"head": ["span"]}, "head must be a name, got ['span']"),
+    ({"featurizer": None}, "featurizer must be a name, got None"),
+    ({"precision": "bf16"}, "precision must be one of 32, 32-true, bf16-mixed, 16-mixed, got 'bf16'"),
+    ({"head": "spam"}, "unknown head 'spam'; did you mean 'span'?"),
+    ({"featurizer": "sliding"}, "unknown featurizer 'sliding'"),
+    ({"refiner": "korean"}, "unknown refiner 'korean'"),
+])
+def test_bad_metadata_value_is_a_one_line_error_naming_the_file(model_folder, metadata, expected):
+    path = write_metadata(model_folder, metadata)
+    with pytest.raises(UserError) as caught:
+        Predictor.load(model_folder)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_every_bad_field_is_reported_at_once(model_folder):
+    write_metadata(model_folder, {"head": 3, "n_best_size": "abc", "precision": 16})
+    with pytest.raises(UserError) as caught:
+        Predictor.load(model_folder)
+    assert str(caught.value).count("; ") == 2
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"n_best_size": "abc"}, "n_best_size must be a positive integer, got 'abc'"),
+    ({"featurizer_settings": {"max_seq_length": 64, "bogus": 1}}, "unknown key 'bogus'"),
+    ({"featurizer": "sliding"}, "did you mean 'sliding-window'?"),
+    ({"featurizer_settings": {**SETTINGS, "max_seq_length": 9999}}, "featurizer_settings.max_seq_length 9999 exceeds the 300 positions"),
+    ({"featurizer_settings": {**SETTINGS, "max_seq_length": 32}}, "--doc-stride 16 (the overlap between windows, in tokens) must be smaller"),
+])
+def test_predict_with_bad_metadata_exits_2_with_one_line_naming_the_file(capsys, model_folder, metadata, expected):
+    path = write_metadata(model_folder, metadata)
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    line = error_line(err)
+    assert line.startswith(f"Error: {path}: ") and expected in line
+    assert "Internal error" not in err and "Traceback" not in err
+
+
+def test_truncated_weights_exit_2_with_one_line_naming_the_file(capsys, model_folder, saved_model):
+    weights = model_folder / "model.safetensors"
+    weights.unlink()
+    weights.write_bytes((saved_model / "model.safetensors").read_bytes()[:5000])
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    line = error_line(err)
+    assert str(weights) in line and "truncated or corrupt" in line and "Internal error" not in err
+
+
+def test_valid_metadata_still_answers_and_keeps_its_settings(capsys, model_folder):
+    write_metadata(model_folder, {
+        "head": "span", "featurizer": "sliding-window", "featurizer_settings": SETTINGS, "n_best_size": 5,
+        "max_answer_length": 12, "refiner": None, "corpus": "squad-json", "base_model": "tiny", "precision": "bf16-mixed",
+    })
+    predictor = Predictor.load(model_folder, as_trained=True)
+    assert (predictor.n_best_size, predictor.max_answer_length, predictor.precision) == (5, 12, "bf16-mixed")
+    assert predictor.featurizer.settings.max_seq_length == 64 and predictor.refiner is None
+    code, out, err = predict(capsys, model_folder)
+    assert code == 0 and out.strip(), err
+
+
+def test_plain_folder_without_metadata_still_answers(capsys, model_folder):
+    code, out, err = predict(capsys, model_folder)
+    assert code == 0 and out.strip(), err
