@@ -58,10 +58,13 @@ def truncate_questions(questions: list[str], tokenizer: Any, limit: int) -> list
     more, so every cut is tokenized again and moved back a token at a time until it fits.
     """
     quiet = {"add_special_tokens": False, "return_attention_mask": False, "return_token_type_ids": False}
-    encoded = tokenizer(questions, return_offsets_mapping=True, **quiet)["offset_mapping"]
+    long = [i for i, ids in enumerate(tokenizer(questions, **quiet)["input_ids"]) if len(ids) > limit]  # no offsets yet
+    if not long:
+        return questions
+    encoded = tokenizer([questions[i] for i in long], return_offsets_mapping=True, **quiet)["offset_mapping"]
     cut = list(questions)
     # per question over the limit: its candidate cuts, the longest first
-    pending = {i: sorted({end for _, end in offsets[:limit] if end > 0}, reverse=True) for i, offsets in enumerate(encoded) if len(offsets) > limit}
+    pending = {i: sorted({end for _, end in offsets[:limit] if end > 0}, reverse=True) for i, offsets in zip(long, encoded)}
     while pending:
         for i in [i for i, ends in pending.items() if not ends]:
             cut[i] = ""  # not even one token's characters fit
