@@ -32,8 +32,9 @@ best of a few large matmuls in the training precision (fp32 on CPU, bf16 on GPU)
 `hfu` counts every position of the padded batches (what the hardware computed).
 Peak memory: torch.cuda.max_memory_allocated on GPU, the process's peak RSS on CPU.
 Loss: each side's mean training loss over its first and its last 10 steps (kept on the device,
-read at the end), so a fast path that computed something else (e.g. CUDA graphs replaying stale
-gradients) shows as a loss that does not fall like the peer's.
+read at the end). qaframe's runs (eager, compiled, CUDA graphs) see the same batches from the
+same weights, so a fast path that computed something else (e.g. CUDA graphs replaying stale
+gradients) shows as a loss that parts from eager qaframe's.
 
 Where a step's time goes: `--profile-steps N` runs torch.profiler over N more steps after the
 timed ones (so the timing is unaffected) and adds a `profile` to each side (see `StepProfile`):
@@ -170,7 +171,7 @@ class StepProfile:
 
 
 def loss_trend(losses: list) -> dict:
-    """Mean training loss of the first and of the last 10 steps: both sides should fall alike (a check on what the fast path computes)."""
+    """Mean training loss of the first and of the last 10 steps (a check that a fast path computes what eager does)."""
     import torch
 
     values = torch.stack(losses).float().cpu()
@@ -266,7 +267,7 @@ def run_qaframe(args, work: Path) -> dict:
     extra["compile"], extra["compile_mode"] = args.compile, config.compile_mode
     extra["pad_to_multiple_of"], extra["progress_every"] = config.pad_to_multiple_of, config.progress_every
     extra["timed_widths"] = len(set(seen["widths"]))  # distinct batch widths: shapes compiled or recorded
-    if args.compile:  # graphs dynamo compiled (2 without graph breaks: training, and evaluation without grad), CUDA graph skips
+    if args.compile:  # graphs dynamo compiled (training and the final evaluation, plus recompiles), CUDA graph skips
         from torch._dynamo.utils import counters
 
         extra["compiled_graphs"] = int(counters["stats"]["unique_graphs"])
