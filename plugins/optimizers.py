@@ -98,18 +98,33 @@ def linear_warmup(optimizer: torch.optim.Optimizer, settings: SchedulerSettings)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def cosine(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LRScheduler:
-    """Cosine annealing with warm restarts (T_mult=2, as the origin had): three cycles that end with training.
+def cosine(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup, then cosine annealing with warm restarts (T_mult=2, as the origin had) in three cycles.
 
-    After warmup, D = T - W steps remain; T_0 = ceil(D / 7), so the cycles last T_0, 2*T_0 and
-    4*T_0 steps and the last one reaches (nearly) zero when training ends. Within a cycle of
-    length L at position t the rate is base * (1 + cos(pi * t / L)) / 2.
+    After warmup, step s is at t = s - W in 0 .. D - 1, where D = T - W. With T_0 = (D - 1) / 7
+    the cycles cover [0, T_0), [T_0, 3*T_0) and [3*T_0, D - 1]: lengths T_0, 2*T_0 and 4*T_0,
+    which add up to D - 1 exactly. At offset x into a cycle of length L the rate is
+    base * (1 + cos(pi * x / L)) / 2, so the first step after warmup uses the base rate, the
+    restarts fall on the first steps with t >= T_0 and t >= 3*T_0 (a cycle shorter than a step
+    may be passed over), and the last step (s = T - 1) uses zero. With D = 1 that step uses base.
     """
     _check("cosine", settings)
-    decay_steps = max(1, settings.total_steps - settings.warmup_steps)
-    first_cycle = max(1, math.ceil(decay_steps / (2**COSINE_CYCLES - 1)))
-    schedule = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=first_cycle, T_mult=2)
-    return _after_warmup(optimizer, settings, schedule)
+    warmup, span = settings.warmup_steps, settings.total_steps - settings.warmup_steps - 1
+    parts = 2**COSINE_CYCLES - 1  # T_0 = span / parts
+    longest = 2 ** (COSINE_CYCLES - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return _warmup(step, warmup)
+        if span <= 0:
+            return 1.0
+        scaled = parts * min(step - warmup, span)  # t / T_0 * span, kept in integers
+        length = 1  # of the current cycle, in units of T_0
+        while length < longest and scaled >= (2 * length - 1) * span:
+            length *= 2
+        return (1 + math.cos(math.pi * (scaled - (length - 1) * span) / (length * span))) / 2
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def exponential(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LRScheduler:

@@ -109,8 +109,8 @@ class RunConfig:
     cache_dir: Path | None = option(None, "Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.", "path")
     overwrite_cache: bool = option(False, "Rebuild the features even when the cache holds them.", "bool")
     resume: str | None = option(None, "Resume training from a checkpoint file, or `last` for <output-dir>/checkpoints/last.ckpt.")
-    limit_train_batches: float | None = option(None, "Smoke runs: training batches per epoch (an integer) or a fraction (0-1).", "count")
-    limit_val_batches: float | None = option(None, "Smoke runs: evaluation batches (an integer) or a fraction (0-1).", "count")
+    limit_train_batches: float | None = option(None, "Smoke runs: training batches per epoch (an integer) or a fraction such as 0.25 (1.0: all).", "count")
+    limit_val_batches: float | None = option(None, "Smoke runs: evaluation batches (an integer) or a fraction such as 0.25 (1.0: all).", "count")
     trust_remote_code: bool = option(False, "Allow models and tokenizers that run code from their folder or the hub.", "bool")
 
     # -- building ------------------------------------------------------------------
@@ -249,11 +249,15 @@ def coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, bool) or not math.isfinite(float(value)):
                 raise ValueError
             return float(value)
-        if kind == "count":  # an integer count of batches, or a fraction in (0, 1]
-            number = float(value)
-            if not number >= 0 or math.isinf(number):
+        if kind == "count":  # an integer count of batches, or a fraction in (0, 1] (1.0: all), as Lightning reads them
+            if isinstance(value, bool):
                 raise ValueError
-            return int(number) if number.is_integer() and (number >= 1 or number == 0) else number
+            if isinstance(value, int) or str(value).strip().isdigit():
+                return int(value)
+            number = float(value)
+            if not 0 <= number <= 1:  # nan included
+                raise ValueError
+            return number
         if kind == "devices":
             text = str(value).strip()
             return int(text) if text.lstrip("-").isdigit() else text
@@ -264,6 +268,6 @@ def coerce(name: str, value: Any, source: str) -> Any:
             raise ValueError
         return text
     except (TypeError, ValueError):
-        words = {"int": "an integer", "float": "a finite number", "bool": "true or false", "count": "a number of batches or a fraction"}
+        words = {"int": "an integer", "float": "a finite number", "bool": "true or false", "count": "a number of batches (an integer) or a fraction from 0.0 to 1.0"}
         expected = f"one of {', '.join(choices)}" if choices else words.get(kind, f"a {kind}")
         raise UserError(f"{flag(name)} in {source} must be {expected}, got {value!r}") from None

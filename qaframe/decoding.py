@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from qaframe.errors import UserError
 from qaframe.text import nfc_position, original_starts, to_nfc
 from qaframe.types import Features, QAExample, Refiner
 
@@ -326,10 +327,24 @@ def refine_span(refiner: Refiner, context: str, start: int, end: int, last_token
     """
     nfc, spans = normalized or to_nfc(context)
     if spans is None:
-        return refiner.refine(context, start, end, last_token_start)
-    s, e = refiner.refine(nfc, *(nfc_position(spans, p) for p in (start, end, last_token_start)))
+        return _within(refiner, refiner.refine(context, start, end, last_token_start), start, end, last_token_start)
+    bounds = [nfc_position(spans, p) for p in (start, end, last_token_start)]
+    s, e = _within(refiner, refiner.refine(nfc, *bounds), *bounds)
     start_at = original_starts(spans, len(context))
     return int(start_at[s]), int(start_at[e])
+
+
+def _within(refiner: Refiner, refined, start: int, end: int, last_token_start: int) -> tuple[int, int]:
+    """The refined span, once checked against the contract: the same start, an end inside the last token."""
+    try:
+        s, e = (int(value) for value in refined)
+    except (TypeError, ValueError):  # not a pair of integers
+        s = e = None
+    if s != start or e is None or not (e == end or last_token_start < e <= end):
+        raise UserError(f"refiner '{getattr(refiner, 'name', type(refiner).__name__)}' returned {refined!r} for the span "
+                        f"({start}, {end}) whose last token starts at {last_token_start}; a refiner keeps the start and may "
+                        "only move the end inside the last token")
+    return s, e
 
 
 def _nbest_lists(examples: Sequence[QAExample], spans: _Spans, refiner: Refiner | None) -> dict[str, list[dict]]:

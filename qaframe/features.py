@@ -48,7 +48,8 @@ def is_origin_function(factory: Callable) -> bool:
 
 def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
     """The featurizer registered as `name`, built with `settings` (origin-style functions are wrapped)."""
-    factory = plugins.get_host().registry("featurizer").get(name).factory
+    host = plugins.get_host()
+    factory = host.registry("featurizer").get(name).factory
     if is_origin_function(factory):
         log.warning(
             "featurizer '%s' is an origin-style function: it makes training features only, without offsets, "
@@ -56,7 +57,7 @@ def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
             name,
         )
         return OriginFeaturizer(name, factory, settings)
-    return factory(settings)
+    return host.create("featurizer", name, settings)  # contract checked, re-entry refused
 
 
 def require_offsets(features: Features, featurizer_name: str) -> None:

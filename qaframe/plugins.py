@@ -3,12 +3,16 @@
 Every plugin, the built-ins included, is found through the entry-point group `qaframe`.
 `QAFRAME_DISABLE_PLUGINS` is a comma-separated list of plugin (entry-point) names or
 distribution names to skip; the word `third-party` skips every plugin not shipped with qaframe.
+A name that matches nothing installed is logged as a warning. A plugin object that implements
+no hook (e.g. its functions lack `@hookimpl`) is listed as broken, as is one pluggy rejects.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Iterable
@@ -17,6 +21,9 @@ import pluggy
 
 from qaframe import hookspecs
 from qaframe.registry import BrokenPlugin, Component, Provider, Registry, first_line
+from qaframe.types import Corpus, Featurizer, Metric, Refiner
+
+log = logging.getLogger("qaframe.plugins")
 
 ENTRY_POINT_GROUP = "qaframe"
 DISABLE_ENV = "QAFRAME_DISABLE_PLUGINS"
@@ -33,6 +40,8 @@ KINDS = {
     "metric": "metrics",
     "refiner": "refiners",
 }
+# kind -> the runtime-checkable Protocol (qaframe.types) that what its factories build must satisfy
+PROTOCOLS = {"corpus": Corpus, "featurizer": Featurizer, "metric": Metric, "refiner": Refiner}
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,18 @@ def disabled_names(value: str | None = None) -> set[str]:
     return {part.strip() for part in value.split(",") if part.strip()}
 
 
+def factory_signature(kind: str) -> str:
+    """The factory call documented in the kind's hookspec, e.g. `factory(options: CorpusOptions) -> Corpus`."""
+    doc = getattr(hookspecs, f"register_{KINDS[kind]}").__doc__
+    return re.search(r"`(factory\(.*?\) -> [^`]+)`", doc).group(1)
+
+
 def _error_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line(str(error)) or '(no message)'}"
+
+
+def _distribution_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()  # PEP 503: qaframe_faq and qaframe-faq are one distribution
 
 
 class PluginHost:
@@ -61,6 +80,7 @@ class PluginHost:
         self.manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, LoadedPlugin] = {}
         self.broken: list[BrokenPlugin] = []
+        self.disabled: list[Provider] = []  # skipped because QAFRAME_DISABLE_PLUGINS names them
         self._registries: dict[str, Registry] | None = None
         self._failed_hooks: tuple[BrokenPlugin, ...] = ()
 
@@ -68,11 +88,18 @@ class PluginHost:
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP, disabled: Iterable[str] | None = None) -> None:
         """Load every plugin declared in the entry-point group, recording the ones that fail."""
         skip = disabled_names() if disabled is None else set(disabled)
+        skip_distributions = {_distribution_key(name) for name in skip}
+        names, distributions = [], set()
         for ep in sorted(entry_points(group=group), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else "unknown"
             provider = Provider(ep.name, dist, ep.dist.version if ep.dist else "?")
             builtin = dist == BUILTIN_DISTRIBUTION
-            if ep.name in skip or dist in skip or (not builtin and "third-party" in skip):
+            names.append(ep.name)
+            distributions.add(_distribution_key(dist))
+            if ep.name in skip or _distribution_key(dist) in skip_distributions:
+                self.disabled.append(provider)
+                continue
+            if not builtin and "third-party" in skip:
                 continue
             try:
                 plugin = ep.load()
@@ -80,12 +107,18 @@ class PluginHost:
                 self.broken.append(BrokenPlugin(provider, _error_line(error)))
                 continue
             self.register(plugin, provider, builtin=builtin)
+        unmatched = sorted(n for n in skip - {"third-party"} - set(names) if _distribution_key(n) not in distributions)
+        if unmatched:
+            log.warning(
+                "%s: %s matches no installed qaframe plugin or distribution (plugins: %s)",
+                DISABLE_ENV, ", ".join(unmatched), ", ".join(names) or "none",
+            )
 
     def register(self, plugin: object, provider: Provider | str, *, builtin: bool = False) -> bool:
         """Register one plugin object (a module or instance with hook implementations).
 
         Returns False (and records it as broken) when its hooks do not match the specs,
-        e.g. a misspelled hook name.
+        e.g. a misspelled hook name or argument, or when it implements no hook at all.
         """
         if isinstance(provider, str):
             provider = Provider(provider, "in-process", "-")
@@ -93,14 +126,22 @@ class PluginHost:
         try:
             self.manager.register(plugin, name=provider.plugin)
             self.manager.check_pending()
+            problem = None if self.manager.get_hookcallers(plugin) else self._no_hooks(plugin)
         except pluggy.PluginValidationError as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            problem = "PluginValidationError: " + "; ".join(lines).replace("unknown hook", "unknown hook (misspelled?)")
+        if problem:
             if self.manager.is_registered(plugin):
                 self.manager.unregister(plugin)
-            message = first_line(str(error)).replace("unknown hook", "unknown hook (misspelled?)")
-            self.broken.append(BrokenPlugin(provider, f"PluginValidationError: {message}"))
+            self.broken.append(BrokenPlugin(provider, problem))
             return False
         self.plugins[provider.plugin] = LoadedPlugin(provider, builtin)
         return True
+
+    def _no_hooks(self, plugin: object) -> str:
+        undecorated = [name for name in dir(plugin) if name.startswith("register_") and hasattr(self.manager.hook, name)]
+        found = f": {', '.join(undecorated)} not decorated" if undecorated else ""
+        return f"defines no @hookimpl-decorated hooks{found}; did you forget `from qaframe import hookimpl` / `@hookimpl`?"
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under `name`."""
@@ -137,7 +178,9 @@ class PluginHost:
                 except Exception as error:
                     failed[provider.plugin] = BrokenPlugin(provider, _error_line(error))
         broken = tuple(self.broken) + tuple(failed.values())
-        registries = {kind: Registry(kind, broken) for kind in KINDS}
+        registries = {
+            kind: Registry(kind, broken, tuple(self.disabled), PROTOCOLS.get(kind), factory_signature(kind)) for kind in KINDS
+        }
         for kind, items in components.items():
             for component in items:
                 if component.provider.plugin not in failed:
@@ -151,7 +194,7 @@ class PluginHost:
         return list(self.broken) + list(self._failed_hooks)
 
     def create(self, kind: str, name: str, *args, **kwargs):
-        """Build the component `name` of `kind` with its factory."""
+        """Build the component `name` of `kind` with its factory, checked as `Registry.create` describes."""
         return self.registry(kind).create(name, *args, **kwargs)
 
     def listing(self) -> list[dict]:
@@ -161,6 +204,8 @@ class PluginHost:
             registry = self.registry(kind)
             for component in registry.components():
                 problem = registry.conflict(component.name)
+                winner = None if problem else registry.get(component.name)
+                status = "broken" if problem else "ok" if winner is component else f"overridden by {winner.provider.plugin}"
                 rows.append(
                     {
                         "kind": kind,
@@ -168,7 +213,7 @@ class PluginHost:
                         "provider": component.provider.plugin,
                         "distribution": component.provider.distribution,
                         "version": component.provider.version,
-                        "status": "broken" if problem else "ok",
+                        "status": status,
                         "description": problem or component.description,
                         "override": component.override,
                     }

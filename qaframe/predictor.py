@@ -55,17 +55,23 @@ def inference_dtype(device: Any) -> torch.dtype:
 
 
 def window_logits(model, features: Features, *, pad_token_id: int, padding_side: str = "right", batch_size: int = 64,
-                  device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None,
+                  group_by_length: bool = True, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start and end logits of every window as (windows, longest window) float32 arrays, left-aligned.
 
-    Batches run shortest first, each example's windows together; `limit_batches` (a count, or a fraction of the batches) stops
-    early for smoke runs. Returns (start, end, seen) where `seen` marks the windows computed.
+    Batches run shortest first (in stored order without `group_by_length`), each example's windows
+    together. `limit_batches` (a count, or a fraction of the batches) stops early for smoke runs:
+    it takes the windows that validation on `replicas` devices at `batch_size` each took, so a
+    run's final evaluation scores the examples that chose its best checkpoint. Returns (start,
+    end, seen) where `seen` marks the windows computed.
     """
-    batches = list(LengthGroupedBatchSampler(example_lengths(features), batch_size, shuffle=False))
+    sampler = LengthGroupedBatchSampler(example_lengths(features), batch_size, shuffle=False, group_by_length=group_by_length,
+                                        num_replicas=replicas)
+    every = sampler.global_batches()  # all devices' batches together
     if limit_batches is not None:
-        count = int(limit_batches * len(batches)) if isinstance(limit_batches, float) else int(limit_batches)
-        batches = batches[: max(1, count)]
+        count = int(limit_batches * len(every)) if isinstance(limit_batches, float) else int(limit_batches)
+        every = every[: max(1, count)]
+    batches = [batch[i : i + batch_size].tolist() for batch in every for i in range(0, len(batch), batch_size)]
     collate = PadCollator(features, pad_token_id, padding_side)
     width = int(features.lengths.max())
     start_all = np.full((len(features), width), UNSEEN, dtype=np.float32)

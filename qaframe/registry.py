@@ -1,10 +1,20 @@
-"""One small Registry type: name -> factory, with its provider, conflicts and did-you-mean."""
+"""One small Registry type: name -> factory, with its provider, conflicts, did-you-mean and checked creation.
+
+`Registry.create` holds third-party factories to their contract: a factory that cannot be
+called with the documented arguments, or that builds an object lacking a member of its kind's
+Protocol (`qaframe.types`), is a one-line UserError naming the plugin; so is a factory that
+builds its own (kind, name) again while it runs, which would otherwise recurse forever.
+"""
 
 from __future__ import annotations
 
 import difflib
+import inspect
+import threading
 from dataclasses import dataclass
 from typing import Callable
+
+from qaframe.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,9 @@ class Component:
     override: bool = False
 
 
+_building = threading.local()  # .keys: the (kind, name) pairs whose factories run in this thread
+
+
 def first_line(text: str | None) -> str:
     """The first non-empty line of a docstring or message, stripped."""
     for line in (text or "").strip().splitlines():
@@ -47,12 +60,43 @@ def first_line(text: str | None) -> str:
     return ""
 
 
+def protocol_members(protocol: type) -> list[str]:
+    """The attributes and public methods a Protocol class declares, its protocol bases' included, sorted."""
+    names: set[str] = set()
+    for base in protocol.__mro__:
+        if base is not object and base.__module__ != "typing":
+            names.update(inspect.get_annotations(base))
+            names.update(n for n, v in vars(base).items() if callable(v) and not n.startswith("_"))
+    return sorted(names)
+
+
+def accepts(factory: Callable, args: tuple, kwargs: dict) -> bool:
+    """Whether `factory`'s signature binds these arguments (True when it cannot be inspected)."""
+    try:
+        inspect.signature(factory).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to inspect (some builtins)
+        pass
+    return True
+
+
 class Registry:
     """The components of one kind, looked up by name; unknown and doubly-claimed names are user errors."""
 
-    def __init__(self, kind: str, broken: tuple[BrokenPlugin, ...] = ()):
+    def __init__(
+        self,
+        kind: str,
+        broken: tuple[BrokenPlugin, ...] = (),
+        disabled: tuple[Provider, ...] = (),
+        protocol: type | None = None,
+        signature: str = "factory(...)",
+    ):
         self.kind = kind
         self.broken = broken
+        self.disabled = disabled  # plugins skipped by QAFRAME_DISABLE_PLUGINS, named in unknown-name errors
+        self.protocol = protocol  # the runtime-checkable Protocol what the factories build must satisfy
+        self.signature = signature  # the documented factory call, quoted when a factory does not accept it
         self._entries: dict[str, list[Component]] = {}
 
     def add(self, component: Component) -> None:
@@ -76,8 +120,13 @@ class Registry:
         overriding = [c for c in claims if c.override]
         if len(claims) <= 1 or len(overriding) == 1:
             return None
-        shown = overriding if len(overriding) > 1 else claims
-        providers = " and ".join(str(c.provider) for c in shown)
+        if overriding:
+            providers = " and ".join(str(c.provider) for c in overriding)
+            return (
+                f"{self.kind} '{name}' is overridden (override=True) by more than one plugin: {providers}; "
+                "keep one: disable the others with QAFRAME_DISABLE_PLUGINS (plugin or distribution names) or uninstall them"
+            )
+        providers = " and ".join(str(c.provider) for c in claims)
         return (
             f"{self.kind} '{name}' is registered by more than one plugin: {providers}; "
             "uninstall or disable one (QAFRAME_DISABLE_PLUGINS), or register the intended one with override=True"
@@ -85,8 +134,6 @@ class Registry:
 
     def get(self, name: str) -> Component:
         """The component called `name`; raises UserError for an unknown or conflicting name."""
-        from qaframe.errors import UserError
-
         claims = self._entries.get(name)
         if not claims:
             raise UserError(self.unknown_message(name))
@@ -97,11 +144,34 @@ class Registry:
         return overriding[0] if overriding else claims[0]
 
     def create(self, name: str, *args, **kwargs):
-        """Call the factory registered as `name`."""
-        return self.get(name).factory(*args, **kwargs)
+        """Call the factory registered as `name` and check what it builds against the kind's Protocol."""
+        component = self.get(name)
+        where = f"{self.kind} '{name}' of plugin {component.provider}"
+        building = _building.__dict__.setdefault("keys", set())
+        if (self.kind, name) in building:
+            raise UserError(
+                f"{where} builds {self.kind} '{name}' again while it is being built, which would recurse forever "
+                "(a wrapper registered with override=True under the name it wraps?); register the wrapper under its own name"
+            )
+        building.add((self.kind, name))
+        try:
+            made = component.factory(*args, **kwargs)
+        except TypeError as error:
+            if accepts(component.factory, args, kwargs):
+                raise
+            raise UserError(f"{where}: its factory cannot be called as `{self.signature}`: {error}") from error
+        finally:
+            building.discard((self.kind, name))
+        missing = [m for m in protocol_members(self.protocol) if not hasattr(made, m)] if self.protocol else []
+        if missing:
+            raise UserError(
+                f"{where} built a {type(made).__name__} without {', '.join(missing)}, "
+                f"which the {self.protocol.__name__} contract (qaframe.types) requires"
+            )
+        return made
 
     def unknown_message(self, name: str) -> str:
-        """`unknown corpus 'korqad'; did you mean 'korquad'? available: ...` plus broken plugins."""
+        """`unknown corpus 'korqad'; did you mean 'korquad'? available: ...` plus broken and disabled plugins."""
         names = self.names()
         message = f"unknown {self.kind} '{name}'"
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
@@ -110,4 +180,7 @@ class Registry:
         message += f" available: {', '.join(names) if names else '(none)'}"
         for plugin in self.broken:
             message += f"; note: plugin {plugin.provider} failed to load: {plugin.error}"
+        if self.disabled:
+            plugins = ", ".join(str(provider) for provider in self.disabled)
+            message += f"; note: QAFRAME_DISABLE_PLUGINS disables {plugins}, which may provide it"
         return message

@@ -22,6 +22,7 @@ completed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pickle import UnpicklingError
 import resource
 import shutil
@@ -43,7 +44,7 @@ from qaframe import io, plugins
 from qaframe.config import RunConfig
 from qaframe.data import QADataModule
 from qaframe.errors import UserError
-from qaframe.features import build_featurizer, load_or_build
+from qaframe.features import build_featurizer, load_or_build, require_offsets
 from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
@@ -107,10 +108,39 @@ def _load_split(corpus, name: str, split: str, echo: Echo):
     if split not in corpus.splits():
         raise UserError(f"corpus '{name}' has no '{split}' split (it has: {', '.join(corpus.splits())})")
     loaded = corpus.load(split)
+    check_examples(loaded.examples, f"corpus '{name}', {split} split")
     if loaded.repaired or loaded.skipped:
         echo(f"{split}: repaired {len(loaded.repaired)} answer offsets, skipped {len(loaded.skipped)} records"
              + (f" (first: {loaded.skipped[0][0]}: {loaded.skipped[0][1]})" if loaded.skipped else ""))
     return loaded
+
+
+def create_metric(host, name: str):
+    """The named metric, tried once on one exact answer: it must give exact_match and f1 numbers, before any training."""
+    metric = host.create("metric", name)
+    scores = metric.compute({"q": "서울"}, {"q": ["서울"]})
+    if not isinstance(scores, dict) or not all(isinstance(scores.get(key), (int, float)) for key in ("exact_match", "f1")):
+        raise UserError(f"metric '{name}' returned {scores!r} for one exact answer; a metric's compute() must return "
+                        "a dict with exact_match and f1 numbers")
+    return metric
+
+
+def check_examples(examples, where: str) -> None:
+    """UserError naming `where` and the example for a repeated id or an answer that is not the context's text at its start.
+
+    Built-in corpora repair or skip such records while loading; a corpus plugin's examples are
+    checked here, before anything trains on them (predictions are keyed by id; labels come from offsets).
+    """
+    seen = set()
+    for example in examples:
+        if example.id in seen:
+            raise UserError(f"{where}: example id '{example.id}' appears more than once; ids must be unique (predictions are keyed by them)")
+        seen.add(example.id)
+        for number, answer in enumerate(example.answers, start=1):
+            if example.context[answer.start : answer.end] != answer.text:
+                found = example.context[answer.start : answer.end]
+                raise UserError(f"{where}: example '{example.id}', answer {number}: {answer.text!r} is not the context's text "
+                                f"at its start {answer.start} ({found!r}); an answer must be context[start:start+len(text)]")
 
 
 def _features(featurizer, tokenizer, loaded, split: str, cache_dir: Path, overwrite: bool, echo: Echo):
@@ -137,7 +167,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
     corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
-    metric = host.create("metric", corpus.metric)
+    metric = create_metric(host, corpus.metric)
     refiner_name = config.refiner or corpus.refiner
     refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
     spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
@@ -157,8 +187,12 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     cache_dir = config.cache_dir
     train_split = _load_split(corpus, config.corpus, "train", echo)
     dev_split = _load_split(corpus, config.corpus, "dev", echo)
-    train = _features(featurizer, tokenizer, train_split, "train", cache_dir, config.overwrite_cache, echo)
     dev = _features(featurizer, tokenizer, dev_split, "dev", cache_dir, config.overwrite_cache, echo)
+    require_offsets(dev, config.featurizer)  # evaluation decodes answers through the offsets: checked before the train split
+    train = _features(featurizer, tokenizer, train_split, "train", cache_dir, config.overwrite_cache, echo)
+    if refiner is not None and hasattr(refiner, "fit") and not isinstance(refiner, TrainableRefiner):
+        raise UserError(f"refiner '{refiner_name}' has fit() but not the rest of a trainable refiner (to_json, load_json), "
+                        "so its fitted state could not be saved with the model; give it all three or none")
     if isinstance(refiner, TrainableRefiner):
         refiner.fit(train_split.examples, tokenizer)
         echo(f"refiner {refiner_name}: fitted on the {len(train_split.examples)} training examples")
@@ -210,7 +244,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     start, end, seen = window_logits(
         model, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
         batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
-        limit_batches=config.limit_val_batches,
+        limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
     )
     evaluation = evaluator.evaluate(start, end, seen)
     metrics = {
@@ -222,7 +256,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         "examples": evaluation.scores["examples"],
         "refiner": refiner_name,
         "best_checkpoint": Path(best).name if best else None,
-        "epochs": trainer.current_epoch,
+        "epochs": round(trainer.global_step / math.ceil(trainer.num_training_batches / config.accumulate_grad_batches), 2),
         "optimizer_steps": trainer.global_step,
         "train_seconds": round(clock.train_seconds, 2),
         "train_windows": clock.windows * trainer.world_size,
@@ -291,16 +325,23 @@ class BatchSeed(Callback):
 
 
 class TrainClock(Callback):
-    """Counts training windows and the wall time of training, evaluation excluded."""
+    """Counts training windows and the wall time of training, evaluation and the checkpoint writes after it excluded.
+
+    The clock stops when validation starts and runs again at the next training batch (or at the
+    end), so the checkpoints written after validation do not count either.
+    """
 
     def __init__(self):
         self.windows = 0
         self.train_seconds = 0.0
         self._started = 0.0
-        self._paused = 0.0
+        self._paused: float | None = None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._started = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._resume()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.windows += len(batch["window"])
@@ -308,11 +349,14 @@ class TrainClock(Callback):
     def on_validation_start(self, trainer, pl_module) -> None:
         self._paused = time.perf_counter()
 
-    def on_validation_end(self, trainer, pl_module) -> None:
-        self._started += time.perf_counter() - self._paused
-
     def on_train_end(self, trainer, pl_module) -> None:
+        self._resume()
         self.train_seconds = time.perf_counter() - self._started
+
+    def _resume(self) -> None:
+        if self._paused is not None:
+            self._started += time.perf_counter() - self._paused
+            self._paused = None
 
 
 def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: str) -> dict[str, Any]:
@@ -374,7 +418,7 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     io.check_writable_folder(output_dir, f"--output-dir {output_dir}")
     host = plugins.get_host()
     corpus = host.create("corpus", corpus_name, options)
-    metric = host.create("metric", corpus.metric)
+    metric = create_metric(host, corpus.metric)
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code, as_trained=True)
     refiner_name = refiner or predictor.metadata.get("refiner") or corpus.refiner
     if refiner_name == predictor.metadata.get("refiner", "none"):

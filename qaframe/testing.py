@@ -87,7 +87,7 @@ def check_corpus(corpus: Corpus, splits: Sequence[str] | None = None) -> dict[st
 
 
 def check_featurizer(featurizer: Featurizer, tokenizer, examples: Sequence[QAExample]) -> Features:
-    """Assert that a featurizer's windows fit the contract and that every in-window label decodes to its answer."""
+    """Assert that a featurizer's windows fit the contract: only context tokens carry offsets, labels decode to the answer or sit at CLS."""
     for attribute in ("name", "version", "settings"):
         assert hasattr(featurizer, attribute), f"featurizer lacks {attribute!r}"
     features = featurizer.featurize(examples, tokenizer)
@@ -103,12 +103,30 @@ def check_featurizer(featurizer: Featurizer, tokenizer, examples: Sequence[QAExa
     assert np.all(features.end_positions < features.lengths), "label outside its window"
     if features.offsets is not None:
         assert features.offsets.shape == (len(features.input_ids), 2), "offsets must be (tokens, 2)"
+        # special tokens ([UNK] aside, which stands for context text) never carry offsets
+        special_ids = sorted(set(tokenizer.all_special_ids) - {tokenizer.unk_token_id})
         for i in range(n):
             start, end = int(features.start_positions[i]), int(features.end_positions[i])
+            ids = features.input_ids[features.row_splits[i] : features.row_splits[i + 1]]
             offsets = features.offsets[features.row_splits[i] : features.row_splits[i + 1]]
-            if offsets[start, 0] < 0:  # labelled at CLS: answer not in this window
-                continue
             example = examples[int(features.example_index[i])]
+            placed = np.flatnonzero(np.any(offsets != -1, axis=1))  # the tokens that claim context characters
+            special = placed[np.isin(ids[placed], special_ids)]
+            assert not special.size, (
+                f"window {i} of {example.id!r}: special token {special[0]} has offsets {offsets[special[0]].tolist()}; "
+                "every token outside the context needs (-1, -1)"
+            )
+            gap = np.flatnonzero(np.diff(placed) > 1)
+            assert not gap.size, (
+                f"window {i} of {example.id!r}: tokens {placed[0]}-{placed[gap[0]]} and {placed[gap[0] + 1]}-{placed[-1]} "
+                "both have offsets, but only the context's tokens may; question tokens need (-1, -1)"
+            )
+            if offsets[start, 0] < 0:  # the answer is not wholly in this window
+                assert start == end and (tokenizer.cls_token_id is None or ids[start] == tokenizer.cls_token_id), (
+                    f"window {i} of {example.id!r} labels tokens {start}-{end} outside the context; "
+                    "a window without the answer is labelled at the CLS index (start = end = CLS)"
+                )
+                continue
             answer = example.answers[0]
             first = answer.start + len(answer.text) - len(answer.text.lstrip())
             last = answer.end - (len(answer.text) - len(answer.text.rstrip()))

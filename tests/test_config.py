@@ -109,6 +109,11 @@ def test_limits_take_counts_or_fractions():
     config = RunConfig.from_sources(overrides={"limit_train_batches": "3", "limit_val_batches": "0.25"})
     assert config.limit_train_batches == 3 and isinstance(config.limit_train_batches, int)
     assert config.limit_val_batches == 0.25
+    config = RunConfig.from_sources(overrides={"limit_train_batches": "1", "limit_val_batches": "1.0"})
+    assert (config.limit_train_batches, config.limit_val_batches) == (1, 1.0)  # one batch; all of them, as Lightning reads 1.0
+    assert isinstance(config.limit_val_batches, float)
+    with pytest.raises(UserError, match="--limit-val-batches in the command line must be a number of batches .* got '2.5'"):
+        RunConfig.from_sources(overrides={"limit_val_batches": "2.5"})
 
 
 def test_print_config_round_trips(monkeypatch, capsys, tmp_path):

@@ -123,11 +123,14 @@ def expected(name: str, step: int, total: int, warmup: int) -> float:
         return (total - step) / decay
     if name == "exponential":
         return 0.01 ** (t / decay)
-    if name == "cosine":  # cycles of T0, 2*T0, 4*T0 steps
-        length = math.ceil(decay / 7)
-        while t >= length:
-            t, length = t - length, 2 * length
-        return (1 + math.cos(math.pi * t / length)) / 2
+    if name == "cosine":  # cycles of T0, 2*T0, 4*T0 with T0 = (decay - 1) / 7: the last step ends the third
+        first = (decay - 1) / 7
+        if not first:
+            return 1.0
+        start, length = 0.0, first
+        while length < 4 * first and t >= start + length:
+            start, length = start + length, 2 * length
+        return (1 + math.cos(math.pi * (t - start) / length)) / 2
     return 1.0
 
 
@@ -162,8 +165,30 @@ def test_schedules_end_where_documented(qaframe_host):
     exponential = rates_used("exponential", qaframe_host, settings, base=1.0)
     assert linear[0] == 1.0 and linear[-1] == pytest.approx(1 / 70)
     assert [s for s in range(1, 70) if cosine[s] > cosine[s - 1]] == [10, 30]  # restarts after 10 and 20 more steps
-    assert cosine[-1] == pytest.approx((1 + math.cos(math.pi * 39 / 40)) / 2) and cosine[-1] < 0.002
+    assert cosine[0] == 1.0 and cosine[-1] == 0.0
     assert exponential[-1] * 0.01 ** (1 / 70) == pytest.approx(0.01)  # the next step would be at 1%
+
+
+@pytest.mark.parametrize("total", [9, 25, 40, 100, 1000])
+def test_cosine_ends_at_zero_after_unchanged_warmup(qaframe_host, total):
+    warmup = int(0.1 * total)  # the default --warmup-ratio
+    used = rates_used("cosine", qaframe_host, SchedulerSettings(total_steps=total, warmup_steps=warmup), base=1.0)
+    assert used[:warmup] == pytest.approx([(s + 1) / warmup for s in range(warmup)])
+    assert used[warmup] == 1.0 and used[-1] < 0.01
+
+
+@pytest.mark.parametrize("total, warmup, restarts", [(70, 0, [10, 30]), (100, 10, [23, 49]), (1000, 100, [229, 486]), (25, 2, [6, 12])])
+def test_cosine_restarts_after_one_and_three_sevenths_of_the_decay(qaframe_host, total, warmup, restarts):
+    used = rates_used("cosine", qaframe_host, SchedulerSettings(total_steps=total, warmup_steps=warmup), base=1.0)
+    assert [s for s in range(warmup + 1, total) if used[s] > used[s - 1]] == restarts
+
+
+@pytest.mark.parametrize("total, warmup", [(1, 0), (1, 1), (5, 5), (6, 5), (8, 5), (11, 5)])
+def test_cosine_edge_cases(qaframe_host, total, warmup):
+    used = rates_used("cosine", qaframe_host, SchedulerSettings(total_steps=total, warmup_steps=warmup), base=1.0)
+    assert used[:warmup] == pytest.approx([(s + 1) / warmup for s in range(warmup)])
+    assert all(0.0 <= rate <= 1.0 for rate in used)
+    assert used[-1] == (1.0 if total - warmup <= 1 else 0.0)
 
 
 @pytest.mark.parametrize("name", SCHEDULERS)

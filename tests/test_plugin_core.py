@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +15,7 @@ from qaframe.cli import cli
 from qaframe.errors import UserError
 from qaframe.plugins import KINDS, PluginHost
 from qaframe.registry import Provider
+from qaframe.types import CorpusSplit
 
 
 def make_plugin(**hooks):
@@ -30,14 +32,29 @@ def make_plugin(**hooks):
     return SimpleNamespace(**namespace)
 
 
+class FakeCorpus:
+    """A corpus that fits the Corpus protocol and remembers what it was built with."""
+
+    metric, refiner = "squad", "none"
+
+    def __init__(self, options):
+        self.options = options
+
+    def splits(self):
+        return ("dev",)
+
+    def load(self, split):
+        return CorpusSplit([])
+
+
 def corpus_factory(options):
     """A corpus used only in tests."""
-    return options
+    return FakeCorpus(options)
 
 
 def other_factory(options):
     """Another corpus used only in tests."""
-    return "other"
+    return FakeCorpus("other")
 
 
 def test_every_kind_has_a_hook():
@@ -87,7 +104,7 @@ def test_override_is_explicit_and_order_independent():
         ]
         for i in order:
             host.register(*plugins[i])
-        assert host.create("corpus", "korquad", None) == "other"
+        assert host.create("corpus", "korquad", None).options == "other"
 
 
 def test_two_overrides_of_one_name_are_a_conflict():
@@ -150,7 +167,7 @@ def fake_entry_points(monkeypatch):
 def test_broken_import_is_listed_and_named_in_unknown_errors(fake_entry_points):
     host = PluginHost()
     host.load_entry_points(disabled=())
-    assert host.create("corpus", "korquad", "ok") == "ok"  # other plugins keep working
+    assert host.create("corpus", "korquad", "ok").options == "ok"  # other plugins keep working
     broken = [r for r in host.listing() if r["status"] == "broken"]
     assert broken == [
         {
@@ -204,5 +221,107 @@ def test_plugins_command_table_and_json(fake_entry_points, monkeypatch):
 def test_testing_fixtures_register_for_one_test(qaframe_host, register_plugin):
     register_plugin(make_plugin(register_corpora=[("only-here", corpus_factory, {})]), name="only-here-plugin")
     assert plugin_module.get_host() is qaframe_host
-    assert qaframe_host.create("corpus", "only-here", 5) == 5
+    assert qaframe_host.create("corpus", "only-here", 5).options == 5
     assert all(p.builtin for name, p in qaframe_host.plugins.items() if name != "only-here-plugin")
+
+
+def with_entry_points(monkeypatch, *points):
+    """Make entry-point discovery find exactly `points`."""
+    monkeypatch.setattr(plugin_module, "entry_points", lambda group: list(points) if group == "qaframe" else [])
+
+
+def register_corpora(register):  # deliberately without @hookimpl
+    register("forgotten", corpus_factory)
+
+
+def test_entry_point_plugin_without_hookimpl_is_broken(monkeypatch):
+    undecorated = SimpleNamespace(register_corpora=register_corpora)
+    with_entry_points(monkeypatch, FakeEntryPoint("forgetful", FakeDist("forgetful-qa", "1.0"), undecorated))
+    host = PluginHost()
+    host.load_entry_points(disabled=())
+    [broken] = host.all_broken()
+    assert broken.provider.plugin == "forgetful" and "forgetful" not in host.plugins
+    assert broken.error == (
+        "defines no @hookimpl-decorated hooks: register_corpora not decorated; "
+        "did you forget `from qaframe import hookimpl` / `@hookimpl`?"
+    )
+    assert ("plugin", "forgetful", "broken") in {(r["kind"], r["name"], r["status"]) for r in host.listing()}
+
+
+def test_register_plugin_fixture_refuses_a_plugin_without_hooks(register_plugin):
+    with pytest.raises(AssertionError, match="defines no @hookimpl-decorated hooks"):
+        register_plugin(SimpleNamespace(register_corpora=register_corpora), name="forgetful")
+
+
+def test_wrong_argument_name_shows_pluggys_whole_reason_on_one_line():
+    def register_corpora(reg):
+        reg("x", corpus_factory)
+
+    host = PluginHost()
+    assert not host.register(SimpleNamespace(register_corpora=hookimpl(register_corpora)), "mistake")
+    [broken] = host.all_broken()
+    assert "\n" not in broken.error
+    assert broken.error.startswith("PluginValidationError: Plugin 'mistake' for hook 'register_corpora'; ")
+    assert "Argument(s) {'reg'} are declared in the hookimpl but can not be found in the hookspec" in broken.error
+
+
+def test_disabling_a_name_that_matches_nothing_warns(fake_entry_points, caplog):
+    with caplog.at_level(logging.WARNING, logger="qaframe.plugins"):
+        PluginHost().load_entry_points(disabled=("shaky_qa", "third-party", "qaframe.schedulers", "nosuch"))
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "QAFRAME_DISABLE_PLUGINS: nosuch, qaframe.schedulers matches no installed qaframe plugin or distribution "
+        "(plugins: acme, qaframe.corpora, shaky)"
+    )
+
+
+def test_distribution_names_match_however_separators_are_written(fake_entry_points):
+    host = PluginHost()
+    host.load_entry_points(disabled=("Shaky_QA", "acme.qa"))
+    assert sorted(host.plugins) == ["qaframe.corpora"] and host.all_broken() == []
+    assert [p.plugin for p in host.disabled] == ["acme", "shaky"]
+
+
+def test_unknown_name_notes_the_disabled_plugins(fake_entry_points):
+    host = PluginHost()
+    host.load_entry_points(disabled=("acme",))
+    with pytest.raises(UserError) as info:
+        host.create("metric", "acme-f1")
+    assert str(info.value) == (
+        "unknown metric 'acme-f1' available: (none); "
+        "note: plugin 'shaky' (shaky-qa 0.9) failed to load: ImportError: No module named 'shaky_deps'; "
+        "note: QAFRAME_DISABLE_PLUGINS disables 'acme' (acme-qa 3.2), which may provide it"
+    )
+
+
+def test_third_party_skips_are_not_noted(fake_entry_points):
+    host = PluginHost()
+    host.load_entry_points(disabled=("third-party",))
+    with pytest.raises(UserError) as info:
+        host.create("metric", "acme-f1")
+    assert "QAFRAME_DISABLE_PLUGINS" not in str(info.value)
+
+
+def test_listing_marks_the_overridden_component(monkeypatch):
+    host = PluginHost()
+    host.register(make_plugin(register_corpora=[("korquad", corpus_factory, {})]), Provider("qaframe.corpora", "qaframe", "0.1.0"))
+    host.register(make_plugin(register_corpora=[("korquad", other_factory, {"override": True})]), "replacement")
+    statuses = {r["provider"]: r["status"] for r in host.listing() if r["name"] == "korquad"}
+    assert statuses == {"qaframe.corpora": "overridden by replacement", "replacement": "ok"}
+    monkeypatch.setattr(plugin_module, "get_host", lambda: host)
+    table = CliRunner().invoke(cli, ["plugins"]).output
+    assert "overridden by replacement" in table
+    rows = json.loads(CliRunner().invoke(cli, ["plugins", "--json"]).output)
+    assert {r["provider"]: r["status"] for r in rows} == statuses
+
+
+def test_two_overrides_advise_disabling_one():
+    host = PluginHost()
+    host.register(make_plugin(register_corpora=[("x", corpus_factory, {"override": True})]), Provider("one", "dist-one", "1"))
+    host.register(make_plugin(register_corpora=[("x", other_factory, {"override": True})]), Provider("two", "dist-two", "2"))
+    with pytest.raises(UserError) as info:
+        host.create("corpus", "x", None)
+    assert str(info.value) == (
+        "corpus 'x' is overridden (override=True) by more than one plugin: 'one' (dist-one 1) and 'two' (dist-two 2); "
+        "keep one: disable the others with QAFRAME_DISABLE_PLUGINS (plugin or distribution names) or uninstall them"
+    )

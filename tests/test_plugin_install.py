@@ -119,6 +119,27 @@ def test_installed_plugin_broken_on_import(tmp_path, installed):
     assert any(r["status"] == "ok" and r["distribution"] == "qaframe" for r in rows)  # built-ins still work
 
 
+def test_installed_plugin_without_hookimpl_is_broken_until_disabled(tmp_path, installed):
+    folder = write_distribution(
+        tmp_path,
+        "qaframe-installtest-undecorated",
+        "qaframe_installtest_undecorated",
+        '''
+        """A plugin whose hook lacks @hookimpl."""
+
+        def register_corpora(register):
+            register("undecorated-corpus", dict)
+        ''',
+    )
+    installed(folder)
+    [broken] = [r for r in plugins_json() if r["distribution"] == "qaframe-installtest-undecorated"]
+    assert broken["status"] == "broken" and broken["description"].startswith("defines no @hookimpl-decorated hooks: register_corpora")
+    env = {**os.environ, "QAFRAME_DISABLE_PLUGINS": "QAFRAME_installtest.Undecorated"}  # its distribution, however spelled
+    done = subprocess.run([QAFRAME, "plugins", "--json"], capture_output=True, text=True, check=True, env=env)
+    assert not [r for r in json.loads(done.stdout) if r["distribution"] == "qaframe-installtest-undecorated"]
+    assert done.stderr == ""  # the name matched, so no warning
+
+
 def test_qaframe_wheel_holds_every_module_and_data_file(tmp_path):
     # a non-editable install runs from the wheel alone: a subpackage missing from it breaks the CLI
     root = Path(__file__).resolve().parents[1]

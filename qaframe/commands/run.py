@@ -11,7 +11,7 @@ import click
 
 from qaframe.config import RunConfig, flag
 
-CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "path": click.Path(path_type=str), "count": click.FLOAT}
+CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "path": click.Path(path_type=str)}  # count: text, so 1 and 1.0 differ
 
 
 def config_options(command):
