@@ -257,12 +257,15 @@ def ensure_korquad(data_dir: Path, split: str) -> Path:
         return target
     url = KORQUAD_URL + KORQUAD_FILES[split]
     log.warning("%s not found in %s; downloading %s", target.name, data_dir, url)
+    made = not data_dir.exists()
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         download(url, target)
         read_json(target)
     except (OSError, UserError) as error:  # URLError and timeouts are OSErrors
         target.unlink(missing_ok=True)
+        if made and not any(data_dir.iterdir()):
+            data_dir.rmdir()  # a folder made for this download is not left behind empty
         reason = getattr(error, "reason", None) or error
         raise UserError(
             f"cannot download KorQuAD 1.0 ({reason}); download {', '.join(KORQUAD_FILES.values())} "
