@@ -228,7 +228,8 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path
     written = earlier_results(out)
     command = [*TINY_RUN, "--max-steps", "100000", "--max-epochs", "1000", "--output-dir", str(out),
                "--cache-dir", str(tmp_path / "cache")]
-    process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
     for _ in range(600):  # config.yaml is written just before training starts
         if (out / "config.yaml").exists() or process.poll() is not None:
             break
