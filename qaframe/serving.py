@@ -1,6 +1,8 @@
 """The HTTP API and web page of `qaframe serve`: a FastAPI app around a loaded Predictor.
 
-Endpoints: `POST /predict`, `POST /predict/batch`, `GET /health`, `GET /` (the page).
+Endpoints: `POST /predict`, `POST /predict/batch`, `GET /health`, `GET /` (the page); HEAD too
+for the last two. Served on a loopback address, the app answers only requests addressed to
+it by a loopback name (`HostCheck`).
 Every client mistake gets a JSON body `{"error": "..."}`: 413 for a body over the limit,
 400 for a body that is not JSON, 422 for wrong types, empty or whitespace-only text,
 `top_k` outside 1..20, a context or batch over its limit, or input the model cannot take.
@@ -130,6 +132,34 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+def host_name(header: str) -> str:
+    """The host of a Host header without its port: `[::1]:8000` -> `::1`, `localhost:8000` -> `localhost`."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostCheck:
+    """ASGI middleware: answer 400 to a request whose Host header names none of `allowed`.
+
+    A server on the loopback address answers only to its own names, so a web page elsewhere
+    cannot reach it by pointing a name of its own at 127.0.0.1 (DNS rebinding).
+    """
+
+    def __init__(self, app, allowed: Sequence[str]):
+        self.app = app
+        self.allowed = {name.lower() for name in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if host_name(header).lower() not in self.allowed:
+                await BodyLimit.refuse(send, 400, f"Host {header!r} is not this server's ({', '.join(sorted(self.allowed))}); "
+                                                  "serve with --host 0.0.0.0 to answer other names")
+                return
+        await self.app(scope, receive, send)
+
+
 def describe_validation(error: RequestValidationError) -> tuple[int, str]:
     """Turn FastAPI's validation errors into a status and one readable line."""
     problems = error.errors()
@@ -174,8 +204,12 @@ def create_app(
     max_context_chars: int = 20_000,
     max_question_chars: int = 1_000,
     max_batch: int = 32,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app that answers questions with `predictor` within the given limits."""
+    """Build the FastAPI app that answers questions with `predictor` within the given limits.
+
+    `allowed_hosts`: the host names requests may address (see HostCheck); None answers any.
+    """
     app = FastAPI(
         title="qaframe",
         summary="Extractive question answering (Korean first)",
@@ -183,6 +217,8 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
     page = files("qaframe").joinpath("static/index.html").read_text(encoding="utf-8")
 
     async def answer(questions: list[Question], prefix: str) -> list[list[dict]]:
@@ -235,12 +271,12 @@ def create_app(
         results = await answer(batch.items, prefix="items")
         return {"results": [{"answers": answers} for answers in results], "model": predictor.name, "elapsed_ms": elapsed_ms(started)}
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     async def health() -> dict[str, str]:
         """Say the server is up and which model it serves."""
         return {"status": "ok", "model": predictor.name}
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
     async def index() -> HTMLResponse:
         """The question-answering web page."""
         return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_POLICY})

@@ -96,6 +96,27 @@ def client(server):
         yield http
 
 
+def test_a_loopback_server_answers_only_to_loopback_names(client, server):
+    port = server.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", "LOCALHOST"):
+        assert client.get("/health", headers={"Host": host}).status_code == 200, host
+    refused = client.get("/health", headers={"Host": f"attacker.example:{port}"})  # DNS rebinding: a page's own name
+    assert refused.status_code == 400 and "is not this server's" in refused.json()["error"]
+
+
+def test_head_answers_for_the_page_and_health(client):
+    assert client.head("/health").status_code == 200 and client.head("/").status_code == 200
+
+
+def test_host_names_lose_their_port():
+    from qaframe.commands.serve import loopback_names
+    from qaframe.serving import host_name
+
+    assert [host_name(h) for h in ("[::1]:8000", "[::1]", "localhost:80", "127.0.0.1", "::1")] == ["::1", "::1", "localhost", "127.0.0.1", "::1"]
+    assert loopback_names("127.0.0.2") == ["127.0.0.1", "127.0.0.2", "::1", "localhost"]
+    assert loopback_names("0.0.0.0") is None and loopback_names("example.org") is None
+
+
 def test_health_names_the_model(client):
     response = client.get("/health")
     assert response.status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 
@@ -24,6 +25,15 @@ def listen(host: str, port: int) -> socket.socket:
         reason = error.strerror or str(error)
         raise UserError(f"--host {host} --port {port}: cannot listen there ({reason}); pick another --port or --host") from None
     return sock
+
+
+def loopback_names(host: str) -> list[str] | None:
+    """The names a server listening on loopback `host` answers to (guarding against DNS rebinding), or None for any."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost
+        loopback = False
+    return sorted({"localhost", "127.0.0.1", "::1", host}) if loopback else None
 
 
 def check_device(device: str) -> None:
@@ -66,7 +76,7 @@ def serve(model_dir: str, host: str, port: int, device: str, trust_remote_code: 
 
     predictor = Predictor.load(folder, device=device, trust_remote_code=trust_remote_code)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(predictor), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(predictor, allowed_hosts=loopback_names(host)), host=host, port=port, log_level="info")
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     click.echo(f"Serving {predictor.name} on {url} (press Ctrl+C to stop)")
     uvicorn.Server(config).run(sockets=[sock])
