@@ -108,16 +108,19 @@ class RecordLoader:
             return f"answer {number}: 'answer_start' is not an integer"
         if start < 0 or start >= len(context):
             return f"answer {number}: answer_start {start} is outside the context (length {len(context)})"
+        repairs = []
         if not context.startswith(text, start):
             nearest = nearest_occurrence(context, text, start)
             if nearest is None:
                 return f"answer {number}: text {text[:40]!r} does not occur in the context"
-            self.repair(record_id, f"answer {number}: answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
+            repairs.append(f"answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
             start = nearest
         trimmed = text.strip(INVISIBLE)
         if trimmed != text:  # no token covers these characters, so the label could never reproduce the gold text
-            self.repair(record_id, f"answer {number}: invisible characters (zero-width or direction marks) trimmed from {text[:40]!r}")
+            repairs.append(f"invisible characters (zero-width or direction marks) trimmed from {text[:40]!r}")
             start += len(text) - len(text.lstrip(INVISIBLE))
+        if repairs:  # one repair per answer, however many things were mended
+            self.repair(record_id, f"answer {number}: {'; '.join(repairs)}")
         return Answer(trimmed, start)
 
     def result(self, files: Iterable[Path] = ()) -> CorpusSplit:

@@ -110,7 +110,7 @@ def _load_split(corpus, name: str, split: str, echo: Echo):
     loaded = corpus.load(split)
     check_examples(loaded.examples, f"corpus '{name}', {split} split")
     if loaded.repaired or loaded.skipped:
-        echo(f"{split}: repaired {len(loaded.repaired)} answer offsets, skipped {len(loaded.skipped)} records"
+        echo(f"{split}: repaired {len(loaded.repaired)} answer offsets, skipped {len(loaded.skipped)} answers or records"
              + (f" (first: {loaded.skipped[0][0]}: {loaded.skipped[0][1]})" if loaded.skipped else ""))
     return loaded
 

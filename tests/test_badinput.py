@@ -186,7 +186,7 @@ def test_a_run_on_a_file_with_skipped_records_reports_the_counts(tmp_path, capsy
     code, _, err = qaframe(capsys, *command_line({"file": "duplicate_ids.json", "command": "run"}, BADINPUT / "duplicate_ids.json", tmp_path))
     assert code == 0, err
     for split in ("train", "dev"):
-        assert f"{split}: repaired 0 answer offsets, skipped 1 records (first: dup-1: duplicate id)" in err
+        assert f"{split}: repaired 0 answer offsets, skipped 1 answers or records (first: dup-1: duplicate id)" in err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["examples"] == 1
     assert list(json.loads((tmp_path / "out" / "predictions.json").read_text(encoding="utf-8"))) == ["dup-1"]
@@ -205,4 +205,4 @@ def test_the_installed_command_never_shows_a_traceback(name, expected, tmp_path)
         assert_one_line_error(result.returncode, result.stderr, ["invalid_json.json:3:", "malformed JSON"])
     else:
         assert result.returncode == 0 and f"{path}: " in result.stderr and expected in result.stderr
-        assert "records skipped" in result.stdout and "1: dup-1 (duplicate id)" in result.stdout
+        assert "answers/records skipped" in result.stdout and "1: dup-1 (duplicate id)" in result.stdout

@@ -288,3 +288,11 @@ def test_a_file_given_to_a_built_in_corpus_is_one_line_exit_2(qaframe_host, caps
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"Error: --train-file {tmp_path / 'x.json'}: corpus {command[2]} reads no files")
+
+
+def test_an_answer_mended_twice_counts_as_one_repair(tmp_path):
+    context = "한국의 수도는 \u200b서울이다."
+    document = squad((context, [qa("zw-and-moved", "수도는?", ("\u200b서울", 0))]))
+    split = corpora.load_squad_file(write(tmp_path / "twice.json", document))
+    assert split.repaired == ["zw-and-moved"]  # its start moved and a zero-width space trimmed: one answer, one repair
+    assert split.examples[0].answers[0].text == "서울" and context[split.examples[0].answers[0].start :].startswith("서울")

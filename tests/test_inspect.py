@@ -49,7 +49,7 @@ def test_text_report_names_repairs_and_skips(qaframe_host, tmp_path):
     assert lines[0].startswith("corpus squad-json, model tiny (") and "max_seq_length 300, doc_stride 128 (overlap)" in lines[0]
     assert lines[1] == "dev"
     assert "answers repaired        1: moved" in result.output
-    assert "records skipped         1: gone (answer 1: text '북한산' does not occur" in result.output
+    assert "answers/records skipped 1: gone (answer 1: text '북한산' does not occur" in result.output
     assert "answer inside a window  100.00 %" in result.output
     strict = run("--corpus", "squad-json", "--dev-file", str(path), "--strict")
     assert isinstance(strict.exception, UserError) and "record moved" in str(strict.exception)
@@ -76,3 +76,14 @@ def test_console_script_exits_2_with_one_line_when_max_seq_length_exceeds_positi
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert done.stderr.startswith("Error: --max-seq-length 512 exceeds the 300 positions of model")
+
+
+def test_token_lengths_count_the_nfc_text_the_windows_hold(kcbert_tokenizer):
+    import unicodedata
+
+    from qaframe.commands.inspect import token_lengths
+
+    text = "서울특별시의 인구는 약 940만 명이다"
+    decomposed = unicodedata.normalize("NFD", text)
+    assert token_lengths(kcbert_tokenizer, [decomposed]) == token_lengths(kcbert_tokenizer, [text])
+    assert kcbert_tokenizer.unk_token_id not in kcbert_tokenizer(unicodedata.normalize("NFC", decomposed))["input_ids"]

@@ -34,10 +34,13 @@ def percentiles(values: list[int]) -> dict[str, int]:
 
 
 def token_lengths(tokenizer, texts: list[str]) -> list[int]:
-    """Tokens per text, without special tokens, in one batched call."""
+    """Tokens per text, without special tokens, in one batched call (in NFC, as the featurizer reads text)."""
+    import unicodedata
+
     if not texts:
         return []
-    encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False)
+    normalized = [unicodedata.normalize("NFC", text) for text in texts]
+    encoded = tokenizer(normalized, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False)
     return [len(ids) for ids in encoded["input_ids"]]
 
 
@@ -143,7 +146,7 @@ def inspect_split(split, featurizer, tokenizer, refiners: dict) -> dict:
         "skipped_ids": [f"{record_id} ({reason})" for record_id, reason in split.skipped[:SHOWN_IDS]],
         "windows": len(features),
         **label_statistics(examples, features),
-        "question_tokens": percentiles(token_lengths(tokenizer, [e.question for e in examples])),
+        "question_tokens": percentiles(token_lengths(tokenizer, [e.question.strip() for e in examples])),
         "context_tokens": percentiles(token_lengths(tokenizer, contexts)),
         "contexts": len(contexts),
         "exact_match_ceiling_pct": exact_match_ceilings(examples, features, refiners),
@@ -169,7 +172,7 @@ def render(report: dict) -> str:
         rows = [
             ("examples", f"{r['examples']} ({r['answerable']} answerable, {r['contexts']} contexts)"),
             ("answers repaired", f"{r['repaired']}" + (f": {', '.join(r['repaired_ids'])}" if r["repaired_ids"] else "")),
-            ("records skipped", f"{r['skipped']}" + (f": {'; '.join(r['skipped_ids'])}" if r["skipped_ids"] else "")),
+            ("answers/records skipped", f"{r['skipped']}" + (f": {'; '.join(r['skipped_ids'])}" if r["skipped_ids"] else "")),
             ("windows", f"{r['windows']}; per example mean {r['windows_per_example']['mean']:.2f}, max {r['windows_per_example']['max']}"),
             ("answer inside a window", _percent(r["answer_in_window_pct"])),
             ("label round trip", _percent(r["label_round_trip_pct"]) + (f" (not exact: {', '.join(r['not_round_trip_ids'])})" if r["not_round_trip_ids"] else "")),

@@ -34,6 +34,8 @@ def read_records(path: Path) -> Iterator[tuple[Any, str]]:
             records = json.loads(text)
         except json.JSONDecodeError as error:
             raise UserError(f"{path}:{error.lineno}:{error.colno}: malformed JSON array: {error.msg}; fix the file or export it again") from error
+        except (ValueError, RecursionError) as error:  # an integer of thousands of digits; nesting too deep
+            raise UserError(f"{path}: cannot read the JSON array ({unreadable(error)}); fix the file or export it again") from None
         yield from ((record, f"item {number}") for number, record in enumerate(records))
         return
     for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
@@ -43,19 +45,33 @@ def read_records(path: Path) -> Iterator[tuple[Any, str]]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise UserError(_malformed_line(path, text, number, error)) from error
+        except (ValueError, RecursionError) as error:  # an integer of thousands of digits; nesting too deep
+            raise UserError(f"{path}:{number}: cannot read the JSON line ({unreadable(error)}); fix the line or export the file again") from None
+        if number == 1 and isinstance(record, dict) and "data" in record and "guid" not in record:
+            raise UserError(nested_layout(path))
         yield record, f"line {number}"
+
+
+def unreadable(error: Exception) -> str:
+    """Why json.loads gave up on text that is valid JSON: nesting too deep, or an integer too long to convert."""
+    return "nested too deeply" if isinstance(error, RecursionError) else "an integer of thousands of digits"
+
+
+def nested_layout(path: Path) -> str:
+    """The error for a file in the nested SQuAD-style layout (one object with 'data'), which klue-mrc does not read."""
+    return (
+        f"{path}: one JSON object, not JSON lines or a JSON array of records; klue-mrc reads the flat Hugging Face "
+        f"layout (the original nested 'data'/'paragraphs' release is not it): {EXPORT_HINT}"
+    )
 
 
 def _malformed_line(path: Path, text: str, number: int, error: json.JSONDecodeError) -> str:
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         whole = None
     if isinstance(whole, dict):
-        return (
-            f"{path}: one JSON object, not JSON lines or a JSON array of records; klue-mrc reads the flat Hugging Face "
-            f"layout (the original nested 'data'/'paragraphs' release is not it): {EXPORT_HINT}"
-        )
+        return nested_layout(path)
     return f"{path}:{number}:{error.colno}: malformed JSON line: {error.msg}; fix the line or export the file again"
 
 

@@ -119,11 +119,30 @@ def test_malformed_line_names_file_and_line(make_corpus, tmp_path):
         make_corpus(train_file=path).load("train")
 
 
-def test_nested_original_release_is_refused_with_a_hint(make_corpus, tmp_path):
+@pytest.mark.parametrize("indent", [2, None], ids=["pretty-printed", "on-one-line"])
+def test_nested_original_release_is_refused_with_a_hint(make_corpus, tmp_path, indent):
     path = tmp_path / "train.json"
-    path.write_text(json.dumps({"version": "v1.1", "data": [{"paragraphs": []}]}, indent=2), encoding="utf-8")
+    path.write_text(json.dumps({"version": "v1.1", "data": [{"paragraphs": []}]}, indent=indent), encoding="utf-8")
     with pytest.raises(UserError, match="flat Hugging Face layout"):
         make_corpus(train_file=path).load("train")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[" * 100_000, r"train\.json: cannot read the JSON array \(nested too deeply\)"),
+        ("[" + "1" * 5000 + "]", r"train\.json: cannot read the JSON array \(an integer of thousands of digits\)"),
+        ('{"guid": ' + "1" * 5000 + "}\n", r"train\.json:1: cannot read the JSON line \(an integer of thousands of digits\)"),
+        ("[" * 100_000 + "\n", r"train\.json: cannot read the JSON array \(nested too deeply\)"),
+    ],
+    ids=["deep-array", "long-integer-array", "long-integer-line", "deep-line"],
+)
+def test_json_that_python_cannot_read_is_one_line_naming_the_file(make_corpus, tmp_path, text, message):
+    path = tmp_path / "train.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match=message) as caught:
+        make_corpus(train_file=path).load("train")
+    assert "\n" not in str(caught.value)
 
 
 def test_data_dir_problems_name_the_folder(make_corpus, tmp_path):
