@@ -19,9 +19,9 @@ from qaframe.registry import first_line
 from qaframe.types import ModelSpec
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-# model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
 # files from which transformers can build a tokenizer (the fast one's, or a vocabulary it converts)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+# model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm"}
 
 
@@ -163,11 +163,11 @@ def position_limit(spec: ModelSpec, config) -> int | None:
     return min(limits) if limits else None
 
 
-def check_max_seq_length(spec: ModelSpec, config, max_seq_length: int) -> None:
-    """UserError naming both numbers when max_seq_length exceeds the model's position limit."""
+def check_max_seq_length(spec: ModelSpec, config, max_seq_length: int, setting: str = "--max-seq-length") -> None:
+    """UserError naming both numbers when max_seq_length exceeds the model's position limit; `setting` says where it was set."""
     limit = position_limit(spec, config)
     if limit is not None and max_seq_length > limit:
         raise UserError(
-            f"--max-seq-length {max_seq_length} exceeds the {limit} positions of model '{spec.source}'; "
-            f"use --max-seq-length {limit} or less"
+            f"{setting} {max_seq_length} exceeds the {limit} positions of model '{spec.source}'; "
+            f"use {setting} {limit} or less"
         )

@@ -24,7 +24,7 @@ from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import configure_cuda_kernels, load_tokenizer, native_bf16, position_limit
+from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_tokenizer, native_bf16, position_limit
 from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -199,13 +199,8 @@ def metadata_featurizer(metadata: dict, folder: Path, spec: ModelSpec, config, t
     """The featurizer qaframe.json names with its settings (without them, defaults that fit the model); UserError naming the file."""
     where = folder / METADATA_FILE if metadata else folder
     settings = FeaturizerSettings(**(metadata.get("featurizer_settings") or default_settings(spec, config, tokenizer)))
-    limit = position_limit(spec, config)
-    if limit is not None and settings.max_seq_length > limit:
-        raise UserError(
-            f"{where}: featurizer_settings.max_seq_length {settings.max_seq_length} exceeds the {limit} positions "
-            f"of the model in {folder}; set it to {limit} or less"
-        )
     try:
+        check_max_seq_length(spec, config, settings.max_seq_length, setting="featurizer_settings.max_seq_length")
         return build_featurizer(metadata.get("featurizer", "sliding-window"), settings)
     except UserError as error:
         raise UserError(f"{where}: {error}") from None

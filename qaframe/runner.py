@@ -48,7 +48,8 @@ from qaframe.features import build_featurizer, load_or_build, require_offsets
 from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
-from qaframe.types import REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner
+from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner,
+                           check_examples)
 
 Echo = Callable[[str], None]
 
@@ -123,24 +124,6 @@ def create_metric(host, name: str):
         raise UserError(f"metric '{name}' returned {scores!r} for one exact answer; a metric's compute() must return "
                         "a dict with exact_match and f1 numbers")
     return metric
-
-
-def check_examples(examples, where: str) -> None:
-    """UserError naming `where` and the example for a repeated id or an answer that is not the context's text at its start.
-
-    Built-in corpora repair or skip such records while loading; a corpus plugin's examples are
-    checked here, before anything trains on them (predictions are keyed by id; labels come from offsets).
-    """
-    seen = set()
-    for example in examples:
-        if example.id in seen:
-            raise UserError(f"{where}: example id '{example.id}' appears more than once; ids must be unique (predictions are keyed by them)")
-        seen.add(example.id)
-        for number, answer in enumerate(example.answers, start=1):
-            if example.context[answer.start : answer.end] != answer.text:
-                found = example.context[answer.start : answer.end]
-                raise UserError(f"{where}: example '{example.id}', answer {number}: {answer.text!r} is not the context's text "
-                                f"at its start {answer.start} ({found!r}); an answer must be context[start:start+len(text)]")
 
 
 def _features(featurizer, tokenizer, loaded, split: str, cache_dir: Path, overwrite: bool, echo: Echo):

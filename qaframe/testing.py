@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from qaframe import plugins as plugin_module
+from qaframe.errors import UserError
 from qaframe.plugins import PluginHost
 from qaframe.types import (
     Corpus,
@@ -26,6 +27,7 @@ from qaframe.types import (
     QAExample,
     Refiner,
     SchedulerSettings,
+    check_examples,
 )
 
 
@@ -73,15 +75,14 @@ def check_corpus(corpus: Corpus, splits: Sequence[str] | None = None) -> dict[st
         result = corpus.load(split)
         assert isinstance(result, CorpusSplit), f"load({split!r}) must return a CorpusSplit"
         assert result.examples, f"split {split!r} has no examples"
-        ids = [e.id for e in result.examples]
-        assert len(ids) == len(set(ids)), f"split {split!r} has duplicate example ids"
         for example in result.examples:
             assert isinstance(example, QAExample), f"{example!r} is not a QAExample"
             assert example.id and example.question and example.context, f"example {example.id!r} lacks id, question or context"
             assert example.is_impossible or example.answers, f"answerable example {example.id!r} has no answers"
-            for answer in example.answers:
-                got = example.context[answer.start : answer.end]
-                assert got == answer.text, f"example {example.id!r}: context[{answer.start}:{answer.end}] is {got!r}, not {answer.text!r}"
+        try:  # unique ids, answers at their offsets: what a run checks too
+            check_examples(result.examples, f"split {split!r}")
+        except UserError as error:
+            raise AssertionError(str(error)) from None
         loaded[split] = result
     return loaded
 

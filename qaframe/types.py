@@ -12,6 +12,8 @@ from typing import Any, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from qaframe.errors import UserError
+
 
 # -- examples -------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -47,6 +49,25 @@ class CorpusSplit:
     files: tuple[Path, ...] = ()
     repaired: list[str] = field(default_factory=list)  # example ids whose answer_start was moved
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (example id, reason)
+
+
+def check_examples(examples: Sequence[QAExample], where: str) -> None:
+    """UserError naming `where` and the example for a repeated id or an answer that is not the context's text at its start.
+
+    Built-in corpora repair or skip such records while loading; a run checks any corpus's
+    examples with this before training on them (predictions are keyed by id; labels come from
+    offsets), and `qaframe.testing.check_corpus` holds a corpus plugin to the same.
+    """
+    seen = set()
+    for example in examples:
+        if example.id in seen:
+            raise UserError(f"{where}: example id '{example.id}' appears more than once; ids must be unique (predictions are keyed by them)")
+        seen.add(example.id)
+        for number, answer in enumerate(example.answers, start=1):
+            found = example.context[answer.start : answer.end]
+            if found != answer.text:
+                raise UserError(f"{where}: example '{example.id}', answer {number}: {answer.text!r} is not the context's text "
+                                f"at its start {answer.start} ({found!r}); an answer must be context[start:start+len(text)]")
 
 
 @dataclass(frozen=True)
