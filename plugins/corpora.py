@@ -10,6 +10,7 @@ An answer at offset 0 is a valid answer. docs/data-validation.md lists every cas
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import Any, Iterable, Iterator
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.io import atomic_path
+from qaframe.io import atomic_path, check_writable_folder
 from qaframe.text import INVISIBLE, unusable_text
 from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample
 
@@ -256,19 +257,21 @@ def download(url: str, target: Path) -> None:
 def ensure_korquad(data_dir: Path, split: str) -> Path:
     """The KorQuAD 1.0 file of `split` in `data_dir`, downloaded first when it is missing."""
     target = data_dir / KORQUAD_FILES[split]
-    if target.is_file():
+    if os.path.isfile(target):  # False, not PermissionError, inside a folder this user cannot look into
         return target
+    check_writable_folder(data_dir, f"KorQuAD data folder {data_dir} (--data-dir)")
     url = KORQUAD_URL + KORQUAD_FILES[split]
     log.warning("%s not found in %s; downloading %s", target.name, data_dir, url)
-    made = not data_dir.exists()
+    made = [folder for folder in (data_dir, *data_dir.parents) if not folder.exists()]  # the deepest first
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         download(url, target)
         read_json(target)
-    except (OSError, UserError) as error:  # URLError and timeouts are OSErrors
+    except (OSError, http.client.HTTPException, UserError) as error:  # URLError, timeouts: OSError; a cut-off response: HTTPException
         target.unlink(missing_ok=True)
-        if made and not any(data_dir.iterdir()):
-            data_dir.rmdir()  # a folder made for this download is not left behind empty
+        for folder in made:  # folders made for this download are not left behind empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         reason = getattr(error, "reason", None) or error
         raise UserError(
             f"cannot download KorQuAD 1.0 ({reason}); download {', '.join(KORQUAD_FILES.values())} "

@@ -2,7 +2,10 @@
 
 Sources, lowest to highest priority: the defaults below, a YAML file (`--config run.yaml`),
 then command-line flags. The CLI is generated from the fields here, so a new option is added
-in one place.
+in one place. In a YAML file, `option: null` (or an empty value) leaves the option at its
+default, and relative paths are read from the current folder, as on the command line (so the
+config.yaml a run writes, whose paths are those the run was given, is reused from the folder
+the run started in).
 
 Defaults. With no flags at all, `qaframe run` is the offline quickstart: the built-in
 `synthetic` corpus and the packaged `tiny` model (KcBERT vocabulary, 2 layers, random
@@ -10,10 +13,11 @@ weights). Every other default is chosen for a real fine-tuning run (`--corpus ko
 kcbert`): windows of 256 tokens (KcBERT allows 300 positions) overlapping by 64, warmup over
 10 % of the steps, gradient clipping at 1.0. A model trained from scratch and a pretrained one
 need different recipes, so three options are chosen per model when left unset (see
-`MODEL_DEFAULTS`): a pretrained model (KcBERT, any hub id or folder) gets the usual BERT
-fine-tuning recipe, learning rate 5e-5, 3 epochs, batch 32; a model built with random weights
-(the `tiny` alias) gets learning rate 1e-3, 8 epochs, batch 16, which takes the synthetic set
-to exact match above 90 (measured: 96.7 on its dev split, 94 already after epoch 4; fewer
+`MODEL_DEFAULTS`; the epochs only without `--max-steps`, which then alone sets the length): a
+pretrained model (KcBERT, any hub id or folder) gets the usual BERT fine-tuning recipe,
+learning rate 5e-5, 3 epochs, batch 32; a model built with random weights (the `tiny` alias)
+gets learning rate 1e-3, 8 epochs, batch 16, which takes the synthetic set to exact match
+above 90 (measured: 96.7 on its dev split, 94 already after epoch 4; fewer
 steps left it at 50-80 depending on the seed). `--print-config` shows the values chosen.
 `precision` left at `auto` means bf16-mixed on a GPU that computes bfloat16 natively (Ampere
 or newer), else 32-bit.
@@ -39,6 +43,10 @@ MODEL_DEFAULTS = {
     "pretrained": {"learning_rate": 5e-5, "max_epochs": 3, "train_batch_size": 32},
 }
 PER_MODEL = "; default: {pretrained} for a pretrained model, {random_init} for one built with random weights."
+# what a checkpoint holds (the weights' shapes, the optimizer's and scheduler's state): a resumed run must keep them,
+# since the checkpoint's state would fail to load or silently replace a new value (a new learning rate had no effect)
+KEPT_ON_RESUME = ("model", "head", "optimizer", "scheduler", "learning_rate", "weight_decay")
+SEEDS = (0, 2**32 - 1)  # the seeds numpy (and so Lightning's seed_everything) accepts
 
 
 def per_model(name: str) -> str:
@@ -70,7 +78,8 @@ class RunConfig:
     refiner: str | None = option(None, "Answer-boundary refiner, or `none`; default: the corpus's own.")
     # optimization
     max_epochs: int | None = option(None, "Number of passes over the training windows" + per_model("max_epochs"), "int")
-    max_steps: int = option(-1, "Stop after this many optimizer steps (-1: no limit).", "int")
+    max_steps: int = option(-1, "Stop after this many optimizer steps (-1: no limit); without --max-epochs it alone sets "
+                                "the length of training.", "int")
     train_batch_size: int | None = option(None, "Training windows per batch, per device" + per_model("train_batch_size"), "int")
     eval_batch_size: int = option(64, "Evaluation windows per batch, per device.", "int")
     learning_rate: float | None = option(None, "Peak learning rate" + per_model("learning_rate"), "float")
@@ -78,7 +87,7 @@ class RunConfig:
     warmup_ratio: float = option(0.1, "Fraction of the optimizer steps spent warming the learning rate up.", "float")
     accumulate_grad_batches: int = option(1, "Batches whose gradients are summed before each optimizer step.", "int")
     gradient_clip_val: float = option(1.0, "Clip the gradient norm to this value (0: no clipping).", "float")
-    seed: int = option(42, "Random seed for weights, shuffling and dropout.", "int")
+    seed: int = option(42, f"Random seed for weights, shuffling and dropout ({SEEDS[0]} to {SEEDS[1]}).", "int")
     # windows and decoding
     max_seq_length: int = option(256, "Tokens per window, question and special tokens included (KcBERT allows 300).", "int")
     doc_stride: int = option(64, "Overlap in tokens between consecutive windows of a long context.", "int")
@@ -138,6 +147,8 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+        if not SEEDS[0] <= self.seed <= SEEDS[1]:
+            raise UserError(f"--seed must be from {SEEDS[0]} to {SEEDS[1]}, got {self.seed}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise UserError(f"--learning-rate must be positive, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
@@ -172,9 +183,29 @@ class RunConfig:
         return Path(os.environ.get("QAFRAME_CACHE_DIR") or Path.home() / ".cache" / "qaframe")
 
     def with_model_defaults(self, random_init: bool) -> "RunConfig":
-        """A copy with the options left unset filled in for a random-init or a pretrained model (MODEL_DEFAULTS)."""
+        """A copy with the options left unset filled in for a random-init or a pretrained model (MODEL_DEFAULTS);
+        max_epochs stays unset under --max-steps, so the steps alone set the length (Lightning's reading)."""
         defaults = MODEL_DEFAULTS["random_init" if random_init else "pretrained"]
-        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        steps_only = {"max_epochs"} if self.max_steps != -1 else set()
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None and k not in steps_only})
+
+    def check_resume(self, random_init: bool) -> None:
+        """For --resume: UserError naming the first option of KEPT_ON_RESUME that differs from the config.yaml of the run
+        that wrote the checkpoint (beside its checkpoints/ folder); without both files there is nothing to compare."""
+        if self.resume is None:
+            return
+        checkpoint = self.resolved_output_dir() / "checkpoints" / "last.ckpt" if self.resume == "last" else Path(self.resume)
+        source = checkpoint.parent.parent / "config.yaml"
+        if checkpoint.parent.name != "checkpoints" or not checkpoint.is_file() or not source.is_file():
+            return
+        now, earlier = self.with_model_defaults(random_init), RunConfig.from_sources(source).with_model_defaults(random_init)
+        for name in KEPT_ON_RESUME:
+            if getattr(now, name) != getattr(earlier, name):
+                raise UserError(
+                    f"--resume {self.resume}: {flag(name)} {getattr(now, name)} differs from the {getattr(earlier, name)} the "
+                    f"checkpoint was trained with ({source}); resume with that value (e.g. --config {source}), or train on "
+                    f"in a new run from the exported model (--model {source.parent / 'model'})"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (paths as strings) in declaration order, as config.yaml stores them."""
@@ -217,7 +248,8 @@ def read_yaml(file: str | Path) -> dict[str, Any]:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known options: {', '.join(sorted(known))}"
             raise UserError(f"unknown option '{key}' in config file {path}{hint}")
-        values[name] = coerce(name, value, f"config file {path}")
+        if value is not None:  # `option: null` keeps the default, as an option left out does
+            values[name] = coerce(name, value, f"config file {path}")
     return values
 
 
@@ -230,7 +262,7 @@ def coerce(name: str, value: Any, source: str) -> Any:
     try:
         if kind == "devices" and isinstance(value, list) and all(type(v) is int for v in value):
             value = ",".join(map(str, value))  # YAML [0, 1]: the devices 0 and 1
-        if isinstance(value, (list, dict)):
+        if isinstance(value, (list, dict)) or (kind == "devices" and isinstance(value, bool)):
             raise ValueError
         if kind == "bool":
             if isinstance(value, bool):
@@ -262,12 +294,16 @@ def coerce(name: str, value: Any, source: str) -> Any:
             text = str(value).strip()
             return int(text) if text.lstrip("-").isdigit() else text
         if kind == "path":
+            if not str(value).strip():  # Path("") is the current folder
+                raise ValueError
             return Path(str(value)).expanduser()
         text = str(value)
         if choices and text not in choices:
             raise ValueError
         return text
     except (TypeError, ValueError):
-        words = {"int": "an integer", "float": "a finite number", "bool": "true or false", "count": "a number of batches (an integer) or a fraction from 0.0 to 1.0"}
+        words = {"int": "an integer", "float": "a finite number", "bool": "true or false", "path": "a non-empty path",
+                 "devices": "a count of devices, a list such as 0,1, or auto",
+                 "count": "a number of batches (an integer) or a fraction from 0.0 to 1.0"}
         expected = f"one of {', '.join(choices)}" if choices else words.get(kind, f"a {kind}")
         raise UserError(f"{flag(name)} in {source} must be {expected}, got {value!r}") from None

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qaframe.errors import UserError
-from qaframe.text import nfc_position, original_starts, to_nfc
+from qaframe.text import nfc_position, original_position, to_nfc
 from qaframe.types import Features, QAExample, Refiner
 
 CHUNK = 512  # windows handled at once: their temporaries stay small enough for the CPU cache
@@ -330,8 +330,7 @@ def refine_span(refiner: Refiner, context: str, start: int, end: int, last_token
         return _within(refiner, refiner.refine(context, start, end, last_token_start), start, end, last_token_start)
     bounds = [nfc_position(spans, p) for p in (start, end, last_token_start)]
     s, e = _within(refiner, refiner.refine(nfc, *bounds), *bounds)
-    start_at = original_starts(spans, len(context))
-    return int(start_at[s]), int(start_at[e])
+    return original_position(spans, s, len(context)), original_position(spans, e, len(context))
 
 
 def _within(refiner: Refiner, refined, start: int, end: int, last_token_start: int) -> tuple[int, int]:

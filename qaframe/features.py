@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import re
 import zipfile
 from pathlib import Path
@@ -246,12 +247,13 @@ def load_or_build(
 ) -> tuple[Features, bool]:
     """Features for the split from the cache, or freshly built and cached; the bool says whether it was a cache hit."""
     path = cache_path(featurizer, tokenizer, split.examples, cache_dir)
-    if path.exists() and not overwrite:
+    if os.path.exists(path) and not overwrite:  # False, not PermissionError, inside a folder this user cannot look into
         try:
             features = read_features(path)
             log.info("feature cache hit: %s", path)
             return features, True
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        # zipfile raises NotImplementedError (unknown version or compression) and RuntimeError (encryption flag) on damaged headers
+        except (OSError, ValueError, KeyError, TypeError, EOFError, NotImplementedError, RuntimeError, zipfile.BadZipFile) as error:
             log.warning("feature cache file %s is damaged (%s); rebuilding it", path, error)
     features = featurizer.featurize(split.examples, tokenizer)
     try:

@@ -20,13 +20,27 @@ def check_writable_folder(folder: str | Path, label: str) -> None:
     """UserError starting with `label` (the option and its value) unless files can be made in `folder` (or,
     where it does not exist yet, in the nearest folder above it, where it would be created); nothing is created."""
     folder = Path(folder)
-    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    for existing in (folder.absolute(), *folder.absolute().parents):
+        try:
+            existing.stat()
+            break
+        except (FileNotFoundError, NotADirectoryError):  # not there (yet): where would it be created?
+            continue
+        except OSError as error:  # a name too long, a folder above that may not be looked into
+            raise UserError(f"{label}: cannot write in {existing} ({error.strerror or error}); choose a writable folder") from None
     try:
         if not existing.is_dir():
             raise NotADirectoryError(20, "it is a file")
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as error:
         raise UserError(f"{label}: cannot write in {existing} ({error.strerror or error}); choose a writable folder") from None
+
+
+def share(path: str | Path) -> None:
+    """Give a file the usual permissions of a new file (0o666 less the umask): outputs are meant to be read by others."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 @contextmanager
@@ -37,9 +51,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     temporary = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; outputs get the usual permissions
+    share(temporary)  # mkstemp makes it private
     try:
         yield temporary
         with open(temporary, "rb") as written:

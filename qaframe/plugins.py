@@ -21,7 +21,7 @@ import pluggy
 
 from qaframe import hookspecs
 from qaframe.registry import BrokenPlugin, Component, Provider, Registry, first_line
-from qaframe.types import Corpus, Featurizer, Metric, Refiner
+from qaframe.types import Corpus, Featurizer, Metric, Refiner, TrainableRefiner
 
 log = logging.getLogger("qaframe.plugins")
 
@@ -42,6 +42,8 @@ KINDS = {
 }
 # kind -> the runtime-checkable Protocol (qaframe.types) that what its factories build must satisfy
 PROTOCOLS = {"corpus": Corpus, "featurizer": Featurizer, "metric": Metric, "refiner": Refiner}
+# kind -> a richer Protocol that what its factories build may satisfy: then wholly (all its extra members or none)
+EXTENSIONS = {"refiner": TrainableRefiner}
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,8 @@ class PluginHost:
             builtin = dist == BUILTIN_DISTRIBUTION
             names.append(ep.name)
             distributions.add(_distribution_key(dist))
-            if ep.name in skip or _distribution_key(dist) in skip_distributions:
+            if ep.name in skip or _distribution_key(dist) in skip_distributions or (not builtin and "third-party" in skip):
                 self.disabled.append(provider)
-                continue
-            if not builtin and "third-party" in skip:
                 continue
             try:
                 plugin = ep.load()
@@ -179,7 +179,8 @@ class PluginHost:
                     failed[provider.plugin] = BrokenPlugin(provider, _error_line(error))
         broken = tuple(self.broken) + tuple(failed.values())
         registries = {
-            kind: Registry(kind, broken, tuple(self.disabled), PROTOCOLS.get(kind), factory_signature(kind)) for kind in KINDS
+            kind: Registry(kind, broken, tuple(self.disabled), PROTOCOLS.get(kind), EXTENSIONS.get(kind), factory_signature(kind))
+            for kind in KINDS
         }
         for kind, items in components.items():
             for component in items:

@@ -2,7 +2,8 @@
 
 `Registry.create` holds third-party factories to their contract: a factory that cannot be
 called with the documented arguments, or that builds an object lacking a member of its kind's
-Protocol (`qaframe.types`), is a one-line UserError naming the plugin; so is a factory that
+Protocol (`qaframe.types`), or only part of a richer one (a refiner with `fit` but no `to_json`,
+whose fitted state could not be saved), is a one-line UserError naming the plugin; so is a factory that
 builds its own (kind, name) again while it runs, which would otherwise recurse forever.
 """
 
@@ -90,12 +91,14 @@ class Registry:
         broken: tuple[BrokenPlugin, ...] = (),
         disabled: tuple[Provider, ...] = (),
         protocol: type | None = None,
+        extension: type | None = None,
         signature: str = "factory(...)",
     ):
         self.kind = kind
         self.broken = broken
         self.disabled = disabled  # plugins skipped by QAFRAME_DISABLE_PLUGINS, named in unknown-name errors
         self.protocol = protocol  # the runtime-checkable Protocol what the factories build must satisfy
+        self.extension = extension  # a richer Protocol they may satisfy, but then wholly
         self.signature = signature  # the documented factory call, quoted when a factory does not accept it
         self._entries: dict[str, list[Component]] = {}
 
@@ -168,6 +171,15 @@ class Registry:
                 f"{where} built a {type(made).__name__} without {', '.join(missing)}, "
                 f"which the {self.protocol.__name__} contract (qaframe.types) requires"
             )
+        if self.extension is not None:
+            extra = [m for m in protocol_members(self.extension) if m not in protocol_members(self.protocol)]
+            present = [m for m in extra if hasattr(made, m)]
+            if present and len(present) < len(extra):
+                raise UserError(
+                    f"{where} built a {type(made).__name__} with {', '.join(present)} but without "
+                    f"{', '.join(m for m in extra if m not in present)}: a {self.extension.__name__} (qaframe.types) "
+                    f"needs all of them, or none for a plain {self.protocol.__name__}"
+                )
         return made
 
     def unknown_message(self, name: str) -> str:
@@ -175,8 +187,7 @@ class Registry:
         names = self.names()
         message = f"unknown {self.kind} '{name}'"
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-        if close:
-            message += f"; did you mean '{close[0]}'?"
+        message += f"; did you mean '{close[0]}'?" if close else ";"
         message += f" available: {', '.join(names) if names else '(none)'}"
         for plugin in self.broken:
             message += f"; note: plugin {plugin.provider} failed to load: {plugin.error}"

@@ -2,9 +2,13 @@
 
 `run(config)` does what `qaframe run` does and `evaluate_model(...)` what `qaframe evaluate`
 does. Everything cheap that can fail (unknown names, a model that cannot be found, a
-max_seq_length above the model's position limit, a bad --resume) fails before featurizing.
+max_seq_length above the model's position limit, a bad --resume, an option the checkpoint
+holds changed on resume) fails in `prepare`, before data is read; `qaframe run --print-config`
+makes the same checks.
 
-Checkpoints. ModelCheckpoint keeps the best by val_f1 and last.ckpt in <output>/checkpoints.
+Checkpoints. In <output>/checkpoints one ModelCheckpoint keeps the best by val_f1 and another
+last.ckpt, both written after every validation (at each epoch's end, and where --max-steps stops
+training, which is validated there even in mid-epoch).
 Lightning 2.6 reads a checkpoint with `torch.load(path, weights_only=...)` (lightning_fabric's
 `_load`); `fit(ckpt_path=..., weights_only=True)` is passed explicitly, and the best checkpoint
 is read here with `torch.load(..., weights_only=True)`, so nothing in a checkpoint is unpickled
@@ -22,6 +26,7 @@ completed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from pickle import UnpicklingError
 import resource
@@ -48,10 +53,12 @@ from qaframe.features import build_featurizer, load_or_build, require_offsets
 from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QATask
-from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, OptimizerSettings, SchedulerSettings, TrainableRefiner,
-                           check_examples)
+from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, ModelSpec, OptimizerSettings, SchedulerSettings,
+                           TrainableRefiner, check_examples)
 
 Echo = Callable[[str], None]
+# Lightning advertises a cloud logger on every Trainer it builds; a run's output keeps to the run
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
 
 
 def _stderr(message: str) -> None:
@@ -141,53 +148,75 @@ def peak_memory_mb(device_type: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+@dataclass
+class Plan:
+    """What a run resolves and checks before it reads any data."""
+
+    config: RunConfig  # model defaults filled in; refiner, output and cache folders resolved (as config.yaml holds it)
+    host: Any
+    corpus: Any
+    metric: Any
+    refiner: Any  # None for "none"
+    spec: ModelSpec
+    tokenizer: Any  # None where prepare() was told not to fetch a hub model's files
+    featurizer: Any
+    resume: str | None  # the checkpoint to resume from
+
+
+def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
+    """Resolve and check everything cheap before data is read: names, corpus options and splits, metric, refiner, model
+    (its config and tokenizer: from the hub only with `fetch`), --max-seq-length, --resume, --output-dir, window settings."""
+    host = plugins.get_host()
+    for kind in ("featurizer", "head", "optimizer", "scheduler"):
+        host.registry(kind).get(getattr(config, kind))
+    corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
+    missing = [split for split in ("train", "dev") if split not in corpus.splits()]
+    if missing:
+        raise UserError(f"corpus '{config.corpus}' has no '{missing[0]}' split (it has: {', '.join(corpus.splits())})")
+    metric = create_metric(host, corpus.metric)
+    refiner_name = config.refiner or corpus.refiner
+    refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
+    spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
+    config.check_resume(spec.random_init)
+    fetched = fetch or Path(spec.source).is_dir()
+    model_config = load_config(spec, trust_remote_code=config.trust_remote_code) if fetched else None
+    check_max_seq_length(spec, model_config, config.max_seq_length)
+    tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code) if fetched else None
+    config = dataclasses.replace(
+        config.with_model_defaults(spec.random_init), refiner=refiner_name,
+        output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
+    )
+    io.check_writable_folder(config.output_dir, f"--output-dir {config.output_dir}")
+    resume = resolve_resume(config.resume, config.output_dir)
+    featurizer = build_featurizer(config.featurizer, FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length))
+    return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume)
+
+
 def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] = ()) -> RunResult:
     """Train, pick the best checkpoint by dev F1, evaluate it and write every output; see the module docstring.
 
     `callbacks`: extra Lightning callbacks for the Trainer (progress reporting, timing), after qaframe's own.
     """
-    host = plugins.get_host()
-    for kind in ("featurizer", "head", "optimizer", "scheduler"):
-        host.registry(kind).get(getattr(config, kind))
-    corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
-    metric = create_metric(host, corpus.metric)
-    refiner_name = config.refiner or corpus.refiner
-    refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
-    spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
-    model_config = load_config(spec, trust_remote_code=config.trust_remote_code)
-    check_max_seq_length(spec, model_config, config.max_seq_length)
-    tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code)
-    config = dataclasses.replace(
-        config.with_model_defaults(spec.random_init), refiner=refiner_name,
-        output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
-    )
+    plan = prepare(config)
+    config, tokenizer, refiner = plan.config, plan.tokenizer, plan.refiner
     output_dir = config.output_dir
-    io.check_writable_folder(output_dir, f"--output-dir {output_dir}")
-    resume = resolve_resume(config.resume, output_dir)
-
-    settings = FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length)
-    featurizer = build_featurizer(config.featurizer, settings)
-    cache_dir = config.cache_dir
-    train_split = _load_split(corpus, config.corpus, "train", echo)
-    dev_split = _load_split(corpus, config.corpus, "dev", echo)
-    dev = _features(featurizer, tokenizer, dev_split, "dev", cache_dir, config.overwrite_cache, echo)
+    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)  # bad --accelerator/--devices/--strategy: before any data
+    train_split = _load_split(plan.corpus, config.corpus, "train", echo)
+    dev_split = _load_split(plan.corpus, config.corpus, "dev", echo)
+    dev = _features(plan.featurizer, tokenizer, dev_split, "dev", config.cache_dir, config.overwrite_cache, echo)
     require_offsets(dev, config.featurizer)  # evaluation decodes answers through the offsets: checked before the train split
-    train = _features(featurizer, tokenizer, train_split, "train", cache_dir, config.overwrite_cache, echo)
-    if refiner is not None and hasattr(refiner, "fit") and not isinstance(refiner, TrainableRefiner):
-        raise UserError(f"refiner '{refiner_name}' has fit() but not the rest of a trainable refiner (to_json, load_json), "
-                        "so its fitted state could not be saved with the model; give it all three or none")
+    train = _features(plan.featurizer, tokenizer, train_split, "train", config.cache_dir, config.overwrite_cache, echo)
     if isinstance(refiner, TrainableRefiner):
         refiner.fit(train_split.examples, tokenizer)
-        echo(f"refiner {refiner_name}: fitted on the {len(train_split.examples)} training examples")
+        echo(f"refiner {config.refiner}: fitted on the {len(train_split.examples)} training examples")
 
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    model = host.create("head", config.head, spec, pretrained=resume is None and not spec.random_init)
+    model = plan.host.create("head", config.head, plan.spec, pretrained=plan.resume is None and not plan.spec.random_init)
     if config.compile:
         model.compile(dynamic=True, mode=config.compile_mode)
-    optimizer_factory = host.registry("optimizer").get(config.optimizer).factory
-    scheduler_factory = host.registry("scheduler").get(config.scheduler).factory
-    evaluator = Evaluator(dev_split.examples, dev, metric, refiner, config.n_best_size, config.max_answer_length)
-    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)
+    optimizer_factory = plan.host.registry("optimizer").get(config.optimizer).factory
+    scheduler_factory = plan.host.registry("scheduler").get(config.scheduler).factory
+    evaluator = Evaluator(dev_split.examples, dev, plan.metric, refiner, config.n_best_size, config.max_answer_length)
     # a loss-scaled step (16-mixed on a GPU) must unscale before clipping, which Lightning does only for unfused optimizers
     scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
     optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay,
@@ -210,7 +239,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     if trainer.is_global_zero:
         io.write_text(output_dir / "config.yaml", config.to_yaml())
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=plan.resume, weights_only=True)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
             raise KeyboardInterrupt from None
@@ -218,7 +247,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     if not trainer.is_global_zero:
         return RunResult(config, output_dir, {}, is_global_zero=False)
 
-    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best = checkpoint.best_model_path  # none only when nothing was validated: the weights in memory are the last ones
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
@@ -232,12 +261,12 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     evaluation = evaluator.evaluate(start, end, seen)
     metrics = {
         **{k: evaluation.scores[k] for k in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
-        "metric": corpus.metric,
+        "metric": plan.corpus.metric,
         "corpus": config.corpus,
         "split": "dev",
         "model": config.model,
         "examples": evaluation.scores["examples"],
-        "refiner": refiner_name,
+        "refiner": config.refiner,
         "best_checkpoint": Path(best).name if best else None,
         "epochs": round(trainer.global_step / math.ceil(trainer.num_training_batches / config.accumulate_grad_batches), 2),
         "optimizer_steps": trainer.global_step,
@@ -249,7 +278,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         "devices": trainer.world_size,
         "peak_memory_mb": round(peak_memory_mb(device.type), 1),
     }
-    write_model(model, tokenizer, output_dir / "model", model_metadata(config, settings, str(trainer.precision)), refiner)
+    write_model(model, tokenizer, output_dir / "model", model_metadata(config, plan.featurizer.settings, str(trainer.precision)), refiner)
     write_outputs(output_dir, evaluation, metrics)
     return RunResult(config, output_dir, metrics)
 
@@ -261,8 +290,13 @@ def _build_optimizer(factory: Callable, settings: OptimizerSettings, model):
 def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback]):
     checkpoint = ModelCheckpoint(
         dirpath=output_dir / "checkpoints", filename="best-epoch{epoch}-f1{val_f1:.2f}", auto_insert_metric_name=False,
-        monitor="val_f1", mode="max", save_top_k=1, save_last=True,
+        monitor="val_f1", mode="max", save_top_k=1, save_on_train_epoch_end=False, enable_version_counter=False,
     )
+    # last.ckpt after every validation, a new best or not (save_last=True rewrites it only with a new best in Lightning 2.6).
+    # Both after validation, best first: last.ckpt holds the best's record, and Lightning resuming under --max-steps from
+    # a checkpoint written in the epoch-end hooks counted that epoch twice.
+    last = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", save_on_train_epoch_end=False,
+                           enable_version_counter=False)
     clock = TrainClock()
     limits = {k: v for k in ("limit_train_batches", "limit_val_batches") if (v := getattr(config, k)) is not None}
     try:
@@ -272,7 +306,8 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             max_epochs=config.max_epochs, max_steps=config.max_steps,
             accumulate_grad_batches=config.accumulate_grad_batches,
             gradient_clip_val=config.gradient_clip_val or None,
-            callbacks=[checkpoint, BatchSeed(config.seed), clock, TQDMProgressBar(refresh_rate=config.progress_every), *callbacks],
+            callbacks=[checkpoint, last, ValidateAtMaxSteps(), BatchSeed(config.seed), clock,
+                       TQDMProgressBar(refresh_rate=config.progress_every), *callbacks],
             logger=CSVLogger(output_dir, name="logs"),
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
             enable_model_summary=False, **limits,
@@ -281,6 +316,14 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
         raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
                         f"--strategy {config.strategy}: {' '.join(str(error).split())}") from None
     return trainer, checkpoint, clock
+
+
+class ValidateAtMaxSteps(Callback):
+    """Stops training at --max-steps through `should_stop`, so that Lightning validates and checkpoints the last steps mid-epoch too."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+            trainer.should_stop = True
 
 
 class BatchSeed(Callback):
@@ -369,6 +412,9 @@ def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any], refine
         io.write_json(staging / "qaframe.json", metadata)
         if isinstance(refiner, TrainableRefiner):
             io.write_json(staging / REFINER_STATE_FILE, refiner.to_json())
+        for file in staging.rglob("*"):
+            if file.is_file():
+                io.share(file)  # safetensors writes the weights private (0600): a serving account could not load them
         if folder.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
             folder.rename(old / folder.name)

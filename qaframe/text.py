@@ -57,6 +57,11 @@ def original_starts(spans: np.ndarray, length: int) -> np.ndarray:
     return np.append(spans[:, 0], length).astype(np.int64)
 
 
+def original_position(spans: np.ndarray, position: int, length: int) -> int:
+    """Where NFC boundary `position` lies in the original text of `length` characters (one entry of `original_starts`)."""
+    return int(spans[position, 0]) if position < len(spans) else length
+
+
 def nfc_position(spans: np.ndarray, position: int) -> int:
     """The NFC boundary of an original boundary (the first NFC character that starts at or after it)."""
     return int(np.searchsorted(spans[:, 0], position, side="left"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -69,7 +72,9 @@ def test_unknown_key_names_key_and_file(tmp_path):
         ("limit_val_batches: .nan\n", "--limit-val-batches in config file"),
         ("output_dir: {a: 1}\n", "--output-dir in config file .*, got \\{'a': 1\\}"),
         ("corpus: [sample]\n", "--corpus in config file .*, got \\['sample'\\]"),
-        ("devices: [cpu]\n", "--devices in config file"),
+        ("devices: [cpu]\n", "--devices in config file .* must be a count of devices, a list such as 0,1, or auto"),
+        ("devices: yes\n", "--devices in config file .* got True"),
+        ("output_dir: ''\n", "--output-dir in config file .* must be a non-empty path"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path, text, message):
@@ -92,11 +97,28 @@ def test_bad_files_are_one_line_errors(tmp_path, text, message):
         ({"weight_decay": "inf"}, "--weight-decay in the command line must be a finite number"),
         ({"gradient_clip_val": "nan"}, "--gradient-clip-val in the command line must be a finite number"),
         ({"limit_train_batches": "0"}, "--limit-train-batches 0 would train on nothing"),
+        ({"seed": -1}, "--seed must be from 0 to 4294967295, got -1"),  # Lightning's seed_everything raised ValueError
+        ({"seed": 2**32}, "--seed must be from 0 to 4294967295, got 4294967296"),
+        ({"output_dir": ""}, "--output-dir in the command line must be a non-empty path, got ''"),  # not the current folder
+        ({"train_file": " "}, "--train-file in the command line must be a non-empty path"),
     ],
 )
 def test_validation_names_the_flag(overrides, message):
     with pytest.raises(UserError, match=message):
         RunConfig.from_sources(overrides=overrides)
+
+
+def test_a_yaml_null_or_empty_value_keeps_the_default(tmp_path):
+    file = tmp_path / "run.yaml"
+    file.write_text("max_steps:\nweight_decay: null\nseed: ~\ncorpus:\nprecision: null\nlearning_rate:\n")
+    assert RunConfig.from_sources(file) == RunConfig()  # max_steps and weight_decay were None: a TypeError in validate
+
+
+def test_max_steps_alone_sets_the_length_of_training():
+    steps = RunConfig.from_sources(overrides={"max_steps": 500}).with_model_defaults(random_init=True)
+    assert steps.max_epochs is None and steps.train_batch_size == 16  # Lightning reads max_epochs None as no epoch limit
+    both = RunConfig.from_sources(overrides={"max_steps": 500, "max_epochs": 2}).with_model_defaults(random_init=False)
+    assert (both.max_epochs, both.max_steps) == (2, 500)
 
 
 def test_a_yaml_list_of_device_numbers_means_those_devices(tmp_path):
@@ -147,3 +169,106 @@ def test_every_option_has_help_and_a_flag():
         assert field.metadata["help"], field.name
         assert "--" + field.name.replace("_", "-") in text, field.name
     assert "Overlap in tokens between consecutive windows" in text
+
+
+# a smoke run on the packaged sample corpus; --max-steps 10 is more than its 8 default epochs of one batch
+SMOKE = ["--corpus", "sample", "--max-steps", "10", "--limit-train-batches", "1", "--limit-val-batches", "1",
+         "--train-batch-size", "4", "--eval-batch-size", "16", "--max-seq-length", "128", "--doc-stride", "32"]
+
+
+@pytest.fixture(scope="module")
+def printed_and_trained(tmp_path_factory) -> tuple[str, Path]:
+    """What `--print-config` printed for SMOKE, then the output folder of that run."""
+    output, cache = tmp_path_factory.mktemp("run") / "out", tmp_path_factory.mktemp("cache")
+    argv = ["run", *SMOKE, "--output-dir", str(output), "--cache-dir", str(cache)]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(sys, "argv", ["qaframe"])
+        printed = subprocess.run([sys.executable, "-m", "qaframe.cli", *argv, "--print-config"], capture_output=True, text=True)
+        assert printed.returncode == 0, printed.stderr
+        with pytest.raises(SystemExit) as exit_info:
+            cli_module.main(argv)
+    assert exit_info.value.code == 0
+    return printed.stdout, output
+
+
+def test_print_config_prints_the_config_the_run_writes(printed_and_trained):
+    printed, output = printed_and_trained
+    assert printed == (output / "config.yaml").read_text()  # refiner, output_dir and cache_dir resolved as the run does
+    assert RunConfig.from_sources(output / "config.yaml").to_yaml() == printed
+
+
+def test_max_steps_alone_trains_that_many_steps(printed_and_trained):
+    metrics = json.loads((printed_and_trained[1] / "metrics.json").read_text())
+    assert metrics["optimizer_steps"] == 10  # not the 8 of the default 8 epochs
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--learning-rate", "0.5"], "--learning-rate 0.5 differs from the 0.001 the checkpoint was trained with"),
+    (["--scheduler", "cosine"], "--scheduler cosine differs from the linear-warmup the checkpoint was trained with"),
+    (["--model", "tiny-copy"], "--model tiny-copy differs from the tiny the checkpoint was trained with"),
+])
+@pytest.mark.parametrize("print_config", [True, False], ids=["print-config", "run"])
+def test_resume_refuses_an_option_the_checkpoint_holds(printed_and_trained, monkeypatch, capsys, tmp_path, tiny_model_dir,
+                                                       change, message, print_config):
+    shutil.copytree(tiny_model_dir, tmp_path / "tiny-copy")
+    output = tmp_path / "out"
+    shutil.copytree(printed_and_trained[1], output)
+    before = {path: path.read_bytes() for path in output.rglob("*") if path.is_file()}
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--config", str(output / "config.yaml"), "--output-dir", str(output), "--resume", "last", *change]
+    code, _, err = run_cli(monkeypatch, capsys, [*argv, "--print-config"] if print_config else argv)
+    assert code == 2 and err.count("\n") == 1
+    assert message in err and f"({output / 'config.yaml'})" in err
+    assert {path: path.read_bytes() for path in output.rglob("*") if path.is_file()} == before  # config.yaml kept
+
+
+def test_resume_may_change_the_length_and_the_hardware(printed_and_trained, monkeypatch, capsys):
+    output = printed_and_trained[1]
+    argv = ["run", "--config", str(output / "config.yaml"), "--resume", "last", "--max-steps", "12", "--accelerator", "cpu",
+            "--print-config"]
+    code, out, err = run_cli(monkeypatch, capsys, argv)
+    assert code == 0, err
+    assert yaml.safe_load(out)["max_steps"] == 12
+
+
+SAMPLE_TRAIN = Path(__file__).parents[1] / "plugins" / "data" / "sample" / "train.json"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--corpus", "synthetic", "--train-file", "x.json"],
+    ["--corpus", "sample", "--dev-file", "x.json"],
+    ["--corpus", "squad-json"],
+    ["--corpus", "squad-json", "--train-file", str(SAMPLE_TRAIN)],  # no dev split
+    ["--corpus", "nope"],
+    ["--featurizer", "windows"],
+    ["--head", "spam"],
+    ["--refiner", "nope"],
+    ["--model", "./no/such/folder"],
+    ["--max-seq-length", "301"],
+    ["--max-seq-length", "128"],  # the default overlap of 64 leaves no room for context
+    ["--resume", "last"],  # no checkpoint
+    ["--output-dir", "used"],  # it holds checkpoints
+    ["--output-dir", "a-file/out"],
+])
+def test_print_config_refuses_what_the_run_refuses(monkeypatch, capsys, tmp_path, argv):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "used" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "used" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / "a-file").write_text("")
+    argv = ["run", "--output-dir", "out", "--cache-dir", "cache", *argv]
+    code, out, err = run_cli(monkeypatch, capsys, [*argv, "--print-config"])
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("Error: "), err
+    code, _, run_err = run_cli(monkeypatch, capsys, argv)
+    assert code == 2 and run_err.splitlines()[-1] == err.strip()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_print_config_checks_an_alias_limit_without_the_network(monkeypatch, capsys, tmp_path):
+    from qaframe import models
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "check_hub_reachable", lambda spec: pytest.fail("the hub was contacted"))
+    code, _, err = run_cli(monkeypatch, capsys, ["run", "--model", "kcbert", "--max-seq-length", "301", "--print-config"])
+    assert code == 2 and "--max-seq-length 301 exceeds the 300 positions of model 'beomi/kcbert-base'" in err
+    code, out, err = run_cli(monkeypatch, capsys, ["run", "--model", "kcbert", "--print-config"])
+    assert code == 0 and yaml.safe_load(out)["learning_rate"] == MODEL_DEFAULTS["pretrained"]["learning_rate"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import logging
@@ -91,19 +92,53 @@ def test_interrupted_download_leaves_nothing_and_says_where_to_put_the_files(tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_no_network_is_one_line_naming_the_files_and_the_folder(qaframe_host, tmp_path, monkeypatch):
+class CutOffResponse(FakeResponse):
+    """A chunked response whose connection breaks after the first block, as http.client reports it."""
+
+    def read(self, size=-1):
+        if self.tell():
+            raise http.client.IncompleteRead(b"", 16)
+        return super().read(size)
+
+
+def test_a_response_cut_off_mid_chunk_is_a_user_error_and_leaves_nothing(tmp_path, monkeypatch):
+    response = CutOffResponse(b'{"data": [', 0)
+    response.headers = {}  # chunked: no Content-Length
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: response)
+    with pytest.raises(UserError, match=r"^cannot download KorQuAD 1\.0 \(IncompleteRead.*put them in .*kq") as caught:
+        corpora.ensure_korquad(tmp_path / "kq", "dev")
+    assert "\n" not in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # no partial file, and no folder made for it
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line_exit_2_before_downloading(qaframe_host, capsys, monkeypatch, tmp_path):
+    from qaframe.cli import main
+
+    monkeypatch.setattr(corpora, "download", lambda url, target: pytest.fail("downloaded into a folder that cannot exist"))
+    (tmp_path / "a-file").write_text("a file where the data folder's parent should be")
+    data_dir = tmp_path / "a-file" / "korquad"
+    argv = ["inspect", "--corpus", "korquad", "--model", "tiny", "--data-dir", str(data_dir)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"Error: KorQuAD data folder {data_dir} (--data-dir): cannot write in {tmp_path / 'a-file'} (it is a file)")
+
+
+@pytest.mark.parametrize("folder", ["data", "data/korquad"])
+def test_no_network_is_one_line_naming_the_files_and_the_folder(qaframe_host, tmp_path, monkeypatch, folder):
     def refuse(url, timeout):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(corpora.urllib.request, "urlopen", refuse)
-    corpus = qaframe_host.create("corpus", "korquad", CorpusOptions(data_dir=tmp_path / "data"))
+    corpus = qaframe_host.create("corpus", "korquad", CorpusOptions(data_dir=tmp_path / folder))
     with pytest.raises(UserError) as caught:
         corpus.load("train")
     message = str(caught.value)
     assert "\n" not in message
-    for part in ("KorQuAD_v1.0_train.json", "KorQuAD_v1.0_dev.json", str(tmp_path / "data"), "name resolution"):
+    for part in ("KorQuAD_v1.0_train.json", "KorQuAD_v1.0_dev.json", str(tmp_path / folder), "name resolution"):
         assert part in message
-    assert not (tmp_path / "data").exists()  # the folder made for the download is not left behind
+    assert list(tmp_path.iterdir()) == []  # no folder made for the download is left behind, a parent neither
 
 
 def test_korquad_2_file_is_refused_clearly(qaframe_host, fixtures_dir):

@@ -1,6 +1,6 @@
 """The example plugins in examples/ are installed, listed by `qaframe plugins --json`, and carry a `qaframe run` to the end.
 
-CI pip-installs every examples/*/ folder before the tests; a missing install is a failure, not a skip.
+README's install command (the one CI runs) installs every examples/*/ folder; a missing install is a failure, not a skip.
 """
 
 from __future__ import annotations
@@ -25,6 +25,16 @@ SMOKE = [
     "--model", "tiny", "--max-epochs", "1", "--limit-train-batches", "1", "--max-seq-length", "128", "--doc-stride", "32",
     "--train-batch-size", "8", "--eval-batch-size", "32", "--accelerator", "cpu",
 ]
+
+
+def test_readme_install_command_installs_every_example():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    install = readme[readme.index("<!-- install -->") + 2]
+    folders = sorted(p.parent.name for p in (ROOT / "examples").glob("*/pyproject.toml"))
+    assert folders == sorted(EXAMPLES)
+    words = install.split()
+    editable = {words[i + 1] for i, word in enumerate(words[:-1]) if word == "-e"}
+    assert {f"examples/{folder}" for folder in folders} <= editable, install
 
 
 def environment() -> dict[str, str]:

@@ -91,13 +91,18 @@ def test_key_follows_padding_side_settings_and_examples_but_not_call_state(kcber
     assert cache_key(featurizer, kcbert_tokenizer, split.examples) == key
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "zip-version", "encrypted-flag"])
 def test_damaged_file_is_rebuilt_with_a_warning(kcbert_tokenizer, featurizer, split, tmp_path, caplog, damage):
     built, _ = load_or_build(featurizer, kcbert_tokenizer, split, tmp_path)
     path = cache_path(featurizer, kcbert_tokenizer, split.examples, tmp_path)
     data = bytearray(path.read_bytes())
+    entry = data.find(b"PK\x01\x02")  # the first central directory entry of the zip
     if damage == "flip":
         data[len(data) // 2] ^= 0xFF
+    elif damage == "zip-version":  # one byte of "version needed to extract": zipfile raises NotImplementedError
+        data[entry + 6] = 0xFF
+    elif damage == "encrypted-flag":  # the encryption bit of its flags: zipfile raises RuntimeError (password required)
+        data[entry + 8] |= 0x01
     path.write_bytes(bytes(data[: len(data) // 2] if damage == "truncate" else b"" if damage == "empty" else data))
     with caplog.at_level(logging.WARNING, logger="qaframe.features"):
         features, hit = load_or_build(featurizer, kcbert_tokenizer, split, tmp_path)
@@ -153,3 +158,11 @@ def test_an_unwritable_cache_folder_is_a_user_error(kcbert_tokenizer, featurizer
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(UserError, match=r"cannot write the feature cache file .*not-a-folder.*; choose a writable cache folder"):
         load_or_build(featurizer, kcbert_tokenizer, split, blocker)
+
+
+def test_a_cache_folder_that_cannot_be_looked_into_is_a_user_error(kcbert_tokenizer, featurizer, split, tmp_path):
+    # a name too long for the file system fails stat() the way a folder without search permission does (root passes
+    # permission checks, so the test uses this error, which it meets whoever runs it)
+    unreachable = tmp_path / ("x" * 300) / "cache"
+    with pytest.raises(UserError, match=r"cannot write the feature cache file .*xxx/cache/.*; choose a writable cache folder"):
+        load_or_build(featurizer, kcbert_tokenizer, split, unreachable)

@@ -46,7 +46,7 @@ def test_text_report_names_repairs_and_skips(qaframe_host, tmp_path):
     result = run("--corpus", "squad-json", "--dev-file", str(path))
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("corpus squad-json, model tiny (") and "max_seq_length 300, doc_stride 128 (overlap)" in lines[0]
+    assert lines[0].startswith("corpus squad-json, model tiny (") and "max_seq_length 256, doc_stride 64 (overlap)" in lines[0]
     assert lines[1] == "dev"
     assert "answers repaired        1: moved" in result.output
     assert "answers/records skipped 1: gone (answer 1: text '북한산' does not occur" in result.output

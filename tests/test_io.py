@@ -8,6 +8,7 @@ import os
 import pytest
 
 from qaframe import io
+from qaframe.errors import UserError
 
 
 def test_write_json_replaces_and_uses_the_umask(tmp_path):
@@ -28,3 +29,17 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         io.write_json(target, {"not serializable": object()})
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.json"]
+
+
+def test_a_folder_whose_name_cannot_be_looked_up_is_one_user_error(tmp_path):
+    folder = tmp_path / ("a" * 300) / "out"  # longer than a file name may be: stat fails, not with "not found"
+    with pytest.raises(UserError) as info:
+        io.check_writable_folder(folder, f"--output-dir {folder}")
+    assert str(info.value) == (f"--output-dir {folder}: cannot write in {folder} (File name too long); choose a writable folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_under_a_file_names_the_file(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match=r"cannot write in .*afile \(it is a file\)"):
+        io.check_writable_folder(tmp_path / "afile" / "sub" / "out", "--output-dir")

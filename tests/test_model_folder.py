@@ -146,3 +146,21 @@ def test_valid_metadata_still_answers_and_keeps_its_settings(capsys, model_folde
 def test_plain_folder_without_metadata_still_answers(capsys, model_folder):
     code, out, err = predict(capsys, model_folder)
     assert code == 0 and out.strip(), err
+
+
+def test_the_exported_model_is_readable_by_others(tiny_model_dir, tmp_path):
+    """safetensors writes weights private (0600); write_model gives every file the usual permissions, for a serving account."""
+    import os
+
+    import torch
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer
+
+    from qaframe.runner import write_model
+
+    torch.manual_seed(0)
+    model = AutoModelForQuestionAnswering.from_config(AutoConfig.from_pretrained(tiny_model_dir))
+    write_model(model, AutoTokenizer.from_pretrained(tiny_model_dir), tmp_path / "model", {"featurizer_settings": SETTINGS})
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "model").iterdir()}
+    assert "model.safetensors" in modes and set(modes.values()) == {0o666 & ~umask}, modes

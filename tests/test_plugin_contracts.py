@@ -62,6 +62,18 @@ class NoVersionFeaturizer:
         raise AssertionError("never featurized")
 
 
+class HalfTrainableRefiner:
+    """A refiner that learns (fit) but cannot save what it learned (no to_json, load_json)."""
+
+    name = "half"
+
+    def fit(self, examples, tokenizer):
+        pass
+
+    def refine(self, context, start, end, last_token_start):
+        return start, end
+
+
 def selfish_featurizer(settings):
     """Replaces sliding-window and wraps... itself."""
     return plugin_module.get_host().create("featurizer", "sliding-window", settings)
@@ -85,6 +97,10 @@ class Mistakes:
     def register_featurizers(self, register):
         register("no-version", NoVersionFeaturizer)
 
+    @hookimpl
+    def register_refiners(self, register):
+        register("half", HalfTrainableRefiner)
+
 
 @pytest.fixture
 def mistakes(qaframe_host, register_plugin):
@@ -107,6 +123,16 @@ def test_missing_protocol_member_names_the_plugin(mistakes):
     )
     with pytest.raises(UserError, match=r"featurizer 'no-version' .* built a NoVersionFeaturizer without version, which the Featurizer"):
         mistakes.create("featurizer", "no-version", SETTINGS)
+
+
+def test_part_of_a_trainable_refiner_is_refused_wherever_it_is_created(mistakes):
+    message = (
+        "refiner 'half' of plugin 'mistakes' (in-process -) built a HalfTrainableRefiner with fit but without "
+        "load_json, to_json: a TrainableRefiner (qaframe.types) needs all of them, or none for a plain Refiner"
+    )
+    with pytest.raises(UserError) as info:
+        mistakes.create("refiner", "half")
+    assert str(info.value) == message
 
 
 def test_wrong_factory_signature_names_the_expected_call(mistakes):

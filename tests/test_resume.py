@@ -1,8 +1,8 @@
 """Kill and resume: a `qaframe run` killed with SIGKILL after a checkpoint, resumed with `--resume last`, ends as an uninterrupted run.
 
-The runner checkpoints at epoch ends (last.ckpt and the best by dev F1). The killed run is
-stopped in epoch 1, after its epoch-0 checkpoint, so `--resume last` restarts epoch 1 from its
-first batch: the batch order is a function of (seed, epoch) and the dropout seed must be too,
+The runner checkpoints after every validation, here at epoch ends (last.ckpt and the best by
+dev F1). The killed run is stopped in epoch 1, after its epoch-0 checkpoint, so `--resume last`
+restarts epoch 1 from its first batch: the batch order is a function of (seed, epoch) and the dropout seed must be too,
 so on the same CPU with the same thread count (OMP_NUM_THREADS=1 here) the resumed run repeats
 the very same floating-point operations. Tolerance: exact equality of EM/F1, of the
 predictions and of every exported weight (0.0); two uninterrupted runs agree bit for bit, so
@@ -20,7 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 RUN = [sys.executable, "-m", "qaframe.cli", "run", "--corpus", "sample", "--model", "tiny", "--accelerator", "cpu",
        "--seed", "11", "--max-epochs", "3", "--limit-train-batches", "8", "--train-batch-size", "8",
@@ -164,3 +166,81 @@ def test_batch_seed_seeds_the_cpu_and_the_module_gpu_only(device, monkeypatch):
     torch.default_generator.manual_seed(expected)
     assert torch.equal(cpu_draw, torch.rand(3))
     assert seeded == ([("cuda:1", expected)] if device == "cuda:1" else [])
+
+
+class ScriptedF1(pl.LightningModule):
+    """One linear layer trained on four batches an epoch; each validation logs the next dev F1 of `scores`."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+        self.scores = list(scores)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch["x"]).square().mean()
+
+    def validation_step(self, batch, batch_idx):
+        return None
+
+    def on_validation_epoch_end(self):
+        self.log("val_f1", self.scores.pop(0))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    def train_dataloader(self):
+        return DataLoader([{"x": torch.ones(2), "window": torch.tensor(i)} for i in range(4)], batch_size=1)
+
+    def val_dataloader(self):
+        return DataLoader([{"x": torch.ones(2)}], batch_size=1)
+
+
+def fit_scripted(folder: Path, scores, **options):
+    """Fit ScriptedF1 with the runner's Trainer and checkpoints; returns (best checkpoint path, last.ckpt's epoch and step)."""
+    from qaframe.config import RunConfig
+    from qaframe.runner import _trainer
+
+    trainer, checkpoint, _ = _trainer(RunConfig(accelerator="cpu", **options), folder, callbacks=())
+    module = ScriptedF1(scores)
+    trainer.fit(module)
+    assert module.scores == [], "every scripted score was used by a validation"
+    last = torch.load(folder / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return Path(checkpoint.best_model_path), (last["epoch"], last["global_step"])
+
+
+def test_last_checkpoint_is_the_last_epoch_even_when_it_is_not_the_best(tmp_path):
+    best, last = fit_scripted(tmp_path, [5.0, 9.0, 7.0, 3.0], max_epochs=4)
+    assert best.name == "best-epoch1-f19.00.ckpt"
+    assert last == (3, 16)  # `--resume last` continues after the fourth epoch, not after the best one
+
+
+def test_max_steps_in_mid_epoch_validates_and_checkpoints_the_last_steps(tmp_path):
+    best, last = fit_scripted(tmp_path, [5.0, 9.0], max_epochs=3, max_steps=6)
+    assert best.name == "best-epoch1-f19.00.ckpt"  # the dev F1 after step 6 competes for the best checkpoint
+    assert last == (1, 6)
+
+
+def test_resuming_under_max_epochs_and_max_steps_trains_up_to_max_steps(tmp_path):
+    """A checkpoint written at an epoch's end made Lightning count that epoch twice when it resumed under max_steps."""
+    from pytorch_lightning.callbacks import Callback
+
+    from qaframe.config import RunConfig
+    from qaframe.runner import _trainer
+
+    class Killed(Exception):
+        """The interruption."""
+
+    class KillAtEpoch2(Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            if trainer.current_epoch == 2:
+                raise Killed
+
+    config = RunConfig(accelerator="cpu", max_epochs=4, max_steps=14)
+    trainer, _, _ = _trainer(config, tmp_path, callbacks=[KillAtEpoch2()])
+    with pytest.raises(Killed):
+        trainer.fit(ScriptedF1([5.0, 6.0]))
+    trainer.progress_bar_callback.train_progress_bar.close()  # left open by the exception, as in a process that dies
+    resumed, checkpoint, _ = _trainer(config, tmp_path, callbacks=())
+    resumed.fit(ScriptedF1([7.0, 8.0]), ckpt_path=tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed.global_step == 14  # epoch 2 (steps 9-12) and half of epoch 3, validated at step 14
+    assert Path(checkpoint.best_model_path).name == "best-epoch3-f18.00.ckpt"

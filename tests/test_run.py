@@ -304,3 +304,14 @@ def test_a_loaded_model_answers_in_bfloat16_weights_close_to_float32(trained):
     n = int(features.lengths[0])  # one window: its own columns
     assert np.allclose(start16[0, :n], start32[0, :n], atol=0.25) and np.allclose(end16[0, :n], end32[0, :n], atol=0.25)
     assert predictor.answer([(question, context)], top_k=3)[0][0]["text"] == answers32[0][0]["text"]
+
+
+def test_the_run_output_carries_no_lightning_advertisement(tmp_path, caplog):
+    from qaframe.config import RunConfig
+    from qaframe.runner import _trainer
+
+    caplog.set_level("INFO")
+    _trainer(RunConfig(accelerator="cpu", max_epochs=1).with_model_defaults(True), tmp_path, [])
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("GPU available" in m for m in messages)  # Lightning's own set-up lines still show
+    assert not any("litlogger" in m for m in messages), messages

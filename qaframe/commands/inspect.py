@@ -19,7 +19,9 @@ from pathlib import Path
 
 import click
 
-DEFAULT_MAX_SEQ_LENGTH = 384
+from qaframe.config import RunConfig
+
+RUN = RunConfig()  # the window settings default to the run's, so the report describes the windows a run trains on
 SHOWN_IDS = 5
 
 
@@ -191,23 +193,23 @@ def render(report: dict) -> str:
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Folder holding the corpus files (korquad).")
 @click.option("--train-file", type=click.Path(path_type=Path, dir_okay=False), help="Training file (squad-json, or instead of korquad's).")
 @click.option("--dev-file", type=click.Path(path_type=Path, dir_okay=False), help="Dev file (squad-json, or instead of korquad's).")
-@click.option("--max-seq-length", type=click.IntRange(min=8), help=f"Tokens per window [default: the model's position limit, at most {DEFAULT_MAX_SEQ_LENGTH}].")
-@click.option("--doc-stride", type=click.IntRange(min=0), default=128, show_default=True, help="OVERLAP in tokens between consecutive windows of a context (not the step).")
-@click.option("--max-query-length", type=click.IntRange(min=1), default=64, show_default=True, help="Questions are cut to this many tokens.")
+@click.option("--max-seq-length", type=click.IntRange(min=8), default=RUN.max_seq_length, show_default=True,
+              help="Tokens per window (`qaframe run`'s default).")
+@click.option("--doc-stride", type=click.IntRange(min=0), default=RUN.doc_stride, show_default=True,
+              help="OVERLAP in tokens between consecutive windows of a context, not the step (`qaframe run`'s default).")
+@click.option("--max-query-length", type=click.IntRange(min=1), default=RUN.max_query_length, show_default=True,
+              help="Questions are cut to this many tokens (`qaframe run`'s default).")
 @click.option("--strict", is_flag=True, help="Stop at the first answer that needs repair or record that must be skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def inspect(corpus_name, model_name, data_dir, train_file, dev_file, max_seq_length, doc_stride, max_query_length, strict, as_json) -> None:
     """Show how a corpus loads and tokenizes: repairs, windows, label round trip, token lengths, EM ceilings."""
     from qaframe import plugins
     from qaframe.features import build_featurizer
-    from qaframe.models import check_max_seq_length, load_config, load_tokenizer, position_limit, resolve_model
+    from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
     from qaframe.types import CorpusOptions, FeaturizerSettings
 
     spec = resolve_model(model_name)
-    config = load_config(spec)
-    if max_seq_length is None:
-        max_seq_length = min(DEFAULT_MAX_SEQ_LENGTH, position_limit(spec, config) or DEFAULT_MAX_SEQ_LENGTH)
-    check_max_seq_length(spec, config, max_seq_length)
+    check_max_seq_length(spec, load_config(spec), max_seq_length)
     settings = FeaturizerSettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
     featurizer = build_featurizer("sliding-window", settings)
     options = CorpusOptions(data_dir=data_dir, train_file=train_file, dev_file=dev_file, strict=strict)

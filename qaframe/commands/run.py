@@ -2,7 +2,9 @@
 
 Its options are generated from qaframe.config.RunConfig, so every field there is a flag here
 (`max_seq_length` -> `--max-seq-length`, booleans as `--flag/--no-flag`). Flags given on the
-command line override the values of `--config FILE`.
+command line override the values of `--config FILE`. `--print-config` checks the options as the
+run does before it reads data (a hub model's files, which need the network, are left to the
+run) and prints them as the run writes them to config.yaml.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ def config_options(command):
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options; flags given here override it.")
-@click.option("--print-config", is_flag=True, help="Print the resolved options as YAML and exit without training.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML file of options (option: value); flags given here override it. Relative paths in it are read "
+                   "from the current folder, as on the command line.")
+@click.option("--print-config", is_flag=True,
+              help="Check the options as the run does before reading data, print them as the run writes config.yaml, "
+                   "and exit without training.")
 @config_options
 def run(config_file: str | None, print_config: bool, **values) -> None:
     """Train a QA model, evaluate its best checkpoint on dev, and write config, checkpoints, model/ and metrics.
@@ -44,10 +50,9 @@ def run(config_file: str | None, print_config: bool, **values) -> None:
     given = {name: value for name, value in values.items() if value is not None}
     config = RunConfig.from_sources(config_file, given)
     if print_config:
-        from qaframe.models import resolve_model
+        from qaframe.runner import prepare
 
-        config = config.with_model_defaults(resolve_model(config.model).random_init)
-        click.echo(config.to_yaml(), nl=False)
+        click.echo(prepare(config, fetch=False).config.to_yaml(), nl=False)
         return
     from qaframe.runner import run as run_training
     from qaframe.runner import summary
