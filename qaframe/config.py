@@ -229,7 +229,8 @@ def read_yaml(file: str | Path) -> dict[str, Any]:
 
     path = Path(file)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
     except OSError as error:
         raise UserError(f"cannot read config file {path}: {error.strerror or error}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -238,6 +239,12 @@ def read_yaml(file: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of option: value, got {type(data).__name__}")
+    lines: dict[str, int] = {}  # a key given twice (or as max-epochs and max_epochs): YAML would keep the last one silently
+    for key, _ in root.value:
+        name, line = str(key.value).replace("-", "_"), key.start_mark.line + 1
+        if name in lines:
+            raise UserError(f"config file {path} sets {name} twice (lines {lines[name]} and {line}); keep one")
+        lines[name] = line
     known = {f.name for f in RunConfig.options()}
     values = {}
     for key, value in data.items():

@@ -6,7 +6,8 @@ torch.compile) but never past the longest window of the set, on the tokenizer's 
 and builds the attention mask. `LengthGroupedBatchSampler` puts
 windows of similar length in the same batch so that padding stays small; it is deterministic
 for a (seed, epoch) pair and shards whole batches across distributed ranks itself, so the
-Trainer runs with `use_distributed_sampler=False`.
+Trainer runs with `use_distributed_sampler=False`. `ResumableDataLoader` lets a run resumed from
+a mid-epoch checkpoint go on with the very batches an uninterrupted run would have trained on.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class LengthGroupedBatchSampler(Sampler):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.skip = 0  # global batches the next iteration leaves out (set by ResumableDataLoader, used once)
 
     @property
     def sampler(self) -> "LengthGroupedBatchSampler":
@@ -132,12 +134,45 @@ class LengthGroupedBatchSampler(Sampler):
         return batches
 
     def __iter__(self) -> Iterator[list[int]]:
-        for batch in self.global_batches():
+        skip, self.skip = self.skip, 0
+        for batch in self.global_batches()[skip:]:
             share = batch[self.rank :: self.num_replicas]
             yield (share if len(share) else batch[:1]).tolist()
 
     def __len__(self) -> int:
         return math.ceil(len(self.lengths) / (self.batch_size * self.num_replicas))
+
+
+class ResumableDataLoader(DataLoader):
+    """The training DataLoader (over a LengthGroupedBatchSampler), which Lightning resumes in mid-epoch.
+
+    Lightning stores `state_dict()` in every checkpoint (the fit loop's `combined_loader`): the
+    sampler's epoch and the global batches yielded in it. Resuming, it passes that state to
+    `load_state_dict` before the first iteration, and that iteration, if it is of the same epoch,
+    starts after those batches: the sampler leaves them out as index lists, so they are neither
+    read nor collated. Lightning skips nothing itself (it counts batch_idx on from its restored
+    progress). A checkpoint written at an epoch's end holds all of its batches; Lightning then
+    sets the next epoch, which the state does not match, so that epoch starts at its first batch.
+    `__iter__` is a generator, so the epoch is compared at the first batch, after Lightning's
+    `set_epoch`, and worker processes start prefetching only then.
+    """
+
+    batches_yielded = 0  # global batches of the sampler's epoch handed out, those skipped on resuming included
+    _resume: dict[str, int] | None = None  # the state the next iteration continues from
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.batch_sampler.epoch, "batches": self.batches_yielded}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume = state_dict
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        sampler, resume, self._resume = self.batch_sampler, self._resume, None
+        sampler.skip = resume["batches"] if resume is not None and resume["epoch"] == sampler.epoch else 0
+        self.batches_yielded = sampler.skip
+        for batch in super().__iter__():
+            self.batches_yielded += 1
+            yield batch
 
 
 class QADataModule(pl.LightningDataModule):
@@ -169,7 +204,8 @@ class QADataModule(pl.LightningDataModule):
             features.lengths if shuffle else example_lengths(features), batch_size, shuffle=shuffle, seed=self.seed, group_by_length=self.group_by_length,
             num_replicas=replicas, rank=rank,
         )
-        return DataLoader(
+        loader = ResumableDataLoader if shuffle else DataLoader  # only training is checkpointed in mid-epoch
+        return loader(
             range(len(features)),
             batch_sampler=sampler,
             collate_fn=PadCollator(features, self.pad_token_id, self.padding_side, self.pad_to_multiple_of),

@@ -75,6 +75,8 @@ def test_unknown_key_names_key_and_file(tmp_path):
         ("devices: [cpu]\n", "--devices in config file .* must be a count of devices, a list such as 0,1, or auto"),
         ("devices: yes\n", "--devices in config file .* got True"),
         ("output_dir: ''\n", "--output-dir in config file .* must be a non-empty path"),
+        ("seed: 1\nmax_epochs: 2\nseed: 3\n", "config file .* sets seed twice \\(lines 1 and 3\\); keep one"),  # YAML kept 3
+        ("max-epochs: 2\nmax_epochs: 3\n", "sets max_epochs twice \\(lines 1 and 2\\)"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path, text, message):
