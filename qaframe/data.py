@@ -13,7 +13,7 @@ a mid-epoch checkpoint go on with the very batches an uninterrupted run would ha
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytorch_lightning as pl
@@ -193,6 +193,8 @@ class QADataModule(pl.LightningDataModule):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        self.train_loader: ResumableDataLoader | None = None  # the latest train_dataloader()
+        self._train_state: dict[str, int] | None = None  # a checkpoint's training position, for a train loader not built yet
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -214,9 +216,29 @@ class QADataModule(pl.LightningDataModule):
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled, length-grouped training batches of this rank."""
-        return self._loader(self.train_features, self.train_batch_size, shuffle=True)
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled, length-grouped training batches of this rank, from a resumed checkpoint's position (load_state_dict)."""
+        self.train_loader = self._loader(self.train_features, self.train_batch_size, shuffle=True)
+        if self._train_state is not None:
+            self.train_loader.load_state_dict(self._train_state)
+            self._train_state = None
+        return self.train_loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, kept in checkpoints here as well as under Lightning's fit loop.
+
+        Lightning 2.6 gives a loader its state back from the fit loop only where nothing built the
+        loader before the checkpoint was read; QATask's `trainer.estimated_stepping_batches` does
+        under --max-epochs (Lightning issue #20550). The datamodule's own state is always read back.
+        Where both are, they are the same state, set twice.
+        """
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.train_loader is not None:  # strategies that restore after setup (FSDP, DeepSpeed) have built it
+            self.train_loader.load_state_dict(state_dict["train_loader"])
+        else:
+            self._train_state = state_dict["train_loader"]
 
     def val_dataloader(self) -> DataLoader:
         """Dev batches of this rank, sorted by length, each example's windows together."""

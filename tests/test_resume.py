@@ -6,7 +6,8 @@ restarts epoch 1 from its first batch: the batch order is a function of (seed, e
 so on the same CPU with the same thread count (OMP_NUM_THREADS=1 here) the resumed run repeats
 the very same floating-point operations. Tolerance: exact equality of EM/F1, of the
 predictions and of every exported weight (0.0); two uninterrupted runs agree bit for bit, so
-any difference is a resume bug, not noise.
+any difference is a resume bug, not noise. A run stopped by --max-steps in mid-epoch and resumed
+with a larger --max-steps goes on in that epoch with the batches it had not trained on yet.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def isolated_host(qaframe_host):
     return qaframe_host
 
 
-def start(folder: Path, *extra: str) -> subprocess.Popen:
+def start(folder: Path, *extra: str, run: list[str] = RUN) -> subprocess.Popen:
     """Start a run writing into folder/out with its own feature cache; output goes to folder/run.log."""
     folder.mkdir(exist_ok=True)
-    command = [*RUN, "--output-dir", str(folder / "out"), "--cache-dir", str(folder / "cache"), *extra]
+    command = [*run, "--output-dir", str(folder / "out"), "--cache-dir", str(folder / "cache"), *extra]
     with open(folder / "run.log", "ab") as log:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV)
 
@@ -112,6 +113,98 @@ def test_a_resumed_run_equals_the_uninterrupted_run_exactly(killed_and_resumed):
     assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) == 0.0
     assert {k: resumed[k] for k in SAME} == {k: expected[k] for k in SAME}
     assert resumed_predictions == expected_predictions
+
+
+STEPS_ONLY = RUN[: RUN.index("--max-epochs")] + RUN[RUN.index("--max-epochs") + 2 :]  # RUN without --max-epochs 3
+CONSTANT_RATE = ("--scheduler", "constant", "--warmup-ratio", "0")  # a step's learning rate does not depend on --max-steps
+
+
+@pytest.fixture(scope="module")
+def twenty_steps(tmp_path_factory) -> Path:
+    """An uninterrupted --max-steps 20 run: 8 batches an epoch, so it ends after batch 4 of epoch 2 (--max-epochs 3 or not)."""
+    folder = tmp_path_factory.mktemp("steps")
+    finish(start(folder / "reference", "--max-steps", "20", *CONSTANT_RATE), folder / "reference")
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", [RUN, STEPS_ONLY], ids=["max-epochs-and-steps", "max-steps-alone"])
+def test_a_run_stopped_in_mid_epoch_resumes_with_the_batches_it_had_left(twenty_steps, run):
+    """Resumed, it replayed epoch 1 from its first batch (Lightning: dataloader "not resumable"), so trained on other data.
+
+    With --max-epochs, QATask's estimated_stepping_batches builds the train loader before Lightning reads the
+    checkpoint, and Lightning then never hands the loader its state (the datamodule does); with --max-steps alone
+    Lightning does too.
+    """
+    folder = twenty_steps / ("epochs" if run is RUN else "steps")
+    finish(start(folder, "--max-steps", "12", *CONSTANT_RATE, run=run), folder)
+    state = torch.load(folder / "out" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (state["epoch"], state["global_step"]) == (1, 12)  # after batch 4 of epoch 1's 8
+    finish(start(folder, "--max-steps", "20", "--resume", "last", *CONSTANT_RATE, run=run), folder)
+    ours, theirs = weights(folder), weights(twenty_steps / "reference")
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    log = (folder / "run.log").read_text(errors="replace")
+    assert "Restoring states from the checkpoint path" in log and "not resumable" not in log
+
+
+def small_data(num_workers: int = 0):
+    """A QADataModule over 40 windows of 3 to 11 tokens (train and dev): 10 training batches of 4."""
+    import numpy as np
+
+    from qaframe.data import QADataModule
+    from qaframe.types import Features
+
+    lengths = np.random.default_rng(0).integers(3, 12, 40)
+    splits = np.concatenate([[0], np.cumsum(lengths)])
+    features = Features(input_ids=np.ones(splits[-1], dtype=np.int32), row_splits=splits, example_index=np.arange(40),
+                        start_positions=np.zeros(40, dtype=np.int64), end_positions=np.zeros(40, dtype=np.int64))
+    return QADataModule(features, features, pad_token_id=0, train_batch_size=4, seed=3, num_workers=num_workers)
+
+
+def train_windows(loader, epoch: int) -> list[list[int]]:
+    """The window indices of every batch a training loader yields in `epoch`, as Lightning sets it."""
+    loader.batch_sampler.set_epoch(epoch)
+    return [batch["window"].tolist() for batch in loader]
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_train_loader_resumes_after_the_batches_its_checkpoint_counts(num_workers):
+    interrupted = small_data(num_workers)
+    loader = interrupted.train_dataloader()
+    epochs = {epoch: train_windows(loader, epoch) for epoch in (1, 2)}
+    assert epochs[1] != epochs[2] and len(epochs[1]) == 10
+    loader.batch_sampler.set_epoch(1)
+    batches = iter(loader)
+    for _ in range(3):
+        next(batches)
+    mid_epoch = interrupted.state_dict()
+    assert mid_epoch == {"train_loader": {"epoch": 1, "batches": 3}} and loader.state_dict() == mid_epoch["train_loader"]
+
+    resumed = small_data(num_workers)
+    resumed.load_state_dict(mid_epoch)  # as a resumed run: before train_dataloader()
+    loader = resumed.train_dataloader()
+    assert train_windows(loader, 1) == epochs[1][3:]
+    assert resumed.state_dict() == {"train_loader": {"epoch": 1, "batches": 10}}  # a further checkpoint counts from the start
+    assert train_windows(loader, 1) == epochs[1]  # the skip is used once
+    built_first = small_data(num_workers)
+    loader = built_first.train_dataloader()  # as under strategies that restore after setup (FSDP, DeepSpeed)
+    built_first.load_state_dict(mid_epoch)
+    assert train_windows(loader, 1) == epochs[1][3:]
+
+    loader = small_data(num_workers).train_dataloader()
+    loader.load_state_dict({"epoch": 1, "batches": 10})  # written at epoch 1's end: Lightning goes on with epoch 2
+    assert train_windows(loader, 2) == epochs[2]
+    assert not hasattr(resumed.val_dataloader(), "state_dict")  # evaluation always runs whole
+
+
+def test_a_resumed_train_loader_collates_only_the_batches_left():
+    data = small_data()
+    data.load_state_dict({"train_loader": {"epoch": 0, "batches": 7}})
+    loader = data.train_dataloader()
+    collated = []
+    loader.collate_fn = lambda indices: collated.append(indices) or {"window": torch.tensor(indices)}
+    assert len(train_windows(loader, 0)) == len(collated) == 3
 
 
 def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
