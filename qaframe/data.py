@@ -12,6 +12,7 @@ a mid-epoch checkpoint go on with the very batches an uninterrupted run would ha
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Iterator
 
@@ -21,6 +22,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from qaframe.types import Features
+
+log = logging.getLogger("qaframe.data")
 
 MEGA_BATCHES = 50  # windows are sorted by length inside groups of this many batches
 
@@ -154,21 +157,35 @@ class ResumableDataLoader(DataLoader):
     progress). A checkpoint written at an epoch's end holds all of its batches; Lightning then
     sets the next epoch, which the state does not match, so that epoch starts at its first batch.
     `__iter__` is a generator, so the epoch is compared at the first batch, after Lightning's
-    `set_epoch`, and worker processes start prefetching only then.
+    `set_epoch`, and worker processes start prefetching only then. A count of batches cut
+    another way (a resumed run with another batch size, seed, device count or windows) cannot
+    be continued: that epoch starts over, with a warning.
     """
 
     batches_yielded = 0  # global batches of the sampler's epoch handed out, those skipped on resuming included
-    _resume: dict[str, int] | None = None  # the state the next iteration continues from
+    _resume: dict[str, Any] | None = None  # the state the next iteration continues from
 
-    def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.batch_sampler.epoch, "batches": self.batches_yielded}
+    def batching(self) -> list[int]:
+        """What a count of batches depends on: batch size, ranks, seed, grouping and the windows (count, tokens)."""
+        sampler = self.batch_sampler
+        return [sampler.batch_size, sampler.num_replicas, sampler.seed, int(sampler.group_by_length), len(sampler.lengths),
+                int(sampler.lengths.sum())]
 
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.batch_sampler.epoch, "batches": self.batches_yielded, "batching": self.batching()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume = state_dict
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         sampler, resume, self._resume = self.batch_sampler, self._resume, None
-        sampler.skip = resume["batches"] if resume is not None and resume["epoch"] == sampler.epoch else 0
+        sampler.skip = 0
+        if resume is not None and resume["epoch"] == sampler.epoch:
+            if resume.get("batching") == self.batching():
+                sampler.skip = resume["batches"]
+            else:
+                log.warning("the checkpoint stopped after %d batches of epoch %d, cut with another batch size, seed, device "
+                            "count or set of windows; that epoch starts over", resume["batches"], sampler.epoch)
         self.batches_yielded = sampler.skip
         for batch in super().__iter__():
             self.batches_yielded += 1

@@ -148,7 +148,7 @@ def test_a_run_stopped_in_mid_epoch_resumes_with_the_batches_it_had_left(twenty_
     assert "Restoring states from the checkpoint path" in log and "not resumable" not in log
 
 
-def small_data(num_workers: int = 0):
+def small_data(num_workers: int = 0, batch_size: int = 4):
     """A QADataModule over 40 windows of 3 to 11 tokens (train and dev): 10 training batches of 4."""
     import numpy as np
 
@@ -159,7 +159,7 @@ def small_data(num_workers: int = 0):
     splits = np.concatenate([[0], np.cumsum(lengths)])
     features = Features(input_ids=np.ones(splits[-1], dtype=np.int32), row_splits=splits, example_index=np.arange(40),
                         start_positions=np.zeros(40, dtype=np.int64), end_positions=np.zeros(40, dtype=np.int64))
-    return QADataModule(features, features, pad_token_id=0, train_batch_size=4, seed=3, num_workers=num_workers)
+    return QADataModule(features, features, pad_token_id=0, train_batch_size=batch_size, seed=3, num_workers=num_workers)
 
 
 def train_windows(loader, epoch: int) -> list[list[int]]:
@@ -179,13 +179,16 @@ def test_the_train_loader_resumes_after_the_batches_its_checkpoint_counts(num_wo
     for _ in range(3):
         next(batches)
     mid_epoch = interrupted.state_dict()
-    assert mid_epoch == {"train_loader": {"epoch": 1, "batches": 3}} and loader.state_dict() == mid_epoch["train_loader"]
+    batching = loader.batching()  # batch size, ranks, seed, grouping, windows and their tokens
+    assert batching[:5] == [4, 1, 3, 1, 40]
+    assert mid_epoch == {"train_loader": {"epoch": 1, "batches": 3, "batching": batching}}
+    assert loader.state_dict() == mid_epoch["train_loader"]
 
     resumed = small_data(num_workers)
     resumed.load_state_dict(mid_epoch)  # as a resumed run: before train_dataloader()
     loader = resumed.train_dataloader()
     assert train_windows(loader, 1) == epochs[1][3:]
-    assert resumed.state_dict() == {"train_loader": {"epoch": 1, "batches": 10}}  # a further checkpoint counts from the start
+    assert resumed.state_dict() == {"train_loader": {"epoch": 1, "batches": 10, "batching": batching}}  # counted from the start
     assert train_windows(loader, 1) == epochs[1]  # the skip is used once
     built_first = small_data(num_workers)
     loader = built_first.train_dataloader()  # as under strategies that restore after setup (FSDP, DeepSpeed)
@@ -193,18 +196,31 @@ def test_the_train_loader_resumes_after_the_batches_its_checkpoint_counts(num_wo
     assert train_windows(loader, 1) == epochs[1][3:]
 
     loader = small_data(num_workers).train_dataloader()
-    loader.load_state_dict({"epoch": 1, "batches": 10})  # written at epoch 1's end: Lightning goes on with epoch 2
+    loader.load_state_dict({"epoch": 1, "batches": 10, "batching": batching})  # at epoch 1's end: Lightning goes on with epoch 2
     assert train_windows(loader, 2) == epochs[2]
     assert not hasattr(resumed.val_dataloader(), "state_dict")  # evaluation always runs whole
 
 
 def test_a_resumed_train_loader_collates_only_the_batches_left():
     data = small_data()
-    data.load_state_dict({"train_loader": {"epoch": 0, "batches": 7}})
+    data.load_state_dict({"train_loader": {"epoch": 0, "batches": 7, "batching": small_data().train_dataloader().batching()}})
     loader = data.train_dataloader()
     collated = []
     loader.collate_fn = lambda indices: collated.append(indices) or {"window": torch.tensor(indices)}
     assert len(train_windows(loader, 0)) == len(collated) == 3
+
+
+def test_a_position_counted_in_other_batches_starts_the_epoch_over(caplog):
+    interrupted = small_data().train_dataloader()
+    interrupted.batch_sampler.set_epoch(1)
+    batches = iter(interrupted)
+    for _ in range(3):
+        next(batches)
+    resumed = small_data(batch_size=8).train_dataloader()  # resumed with another --train-batch-size
+    resumed.load_state_dict(interrupted.state_dict())
+    whole_epoch = train_windows(small_data(batch_size=8).train_dataloader(), 1)
+    assert train_windows(resumed, 1) == whole_epoch and len(whole_epoch) == 5  # not 3 batches of 8 skipped
+    assert "stopped after 3 batches of epoch 1, cut with another batch size" in caplog.text
 
 
 def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
