@@ -87,8 +87,9 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if accelerator in ("auto", "gpu", "cuda") and native_bf16() else "32"
 
 
-def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
-    """The checkpoint path for --resume (a file, or `last`); refuses to overwrite an earlier run's checkpoints."""
+def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) -> str | None:
+    """The checkpoint path for --resume (a file, or `last`); refuses to overwrite an earlier run's checkpoints, and a
+    checkpoint already past `max_steps` (its outputs would report more steps than asked for)."""
     checkpoints = output_dir / "checkpoints"
     if resume is None:
         if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
@@ -109,6 +110,9 @@ def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
     if not isinstance(state, dict) or not {"state_dict", "pytorch-lightning_version"} <= state.keys():
         raise UserError(f"--resume {resume}: {path} is not a training checkpoint (it lacks state_dict or the Lightning "
                         "version); pass a .ckpt file written by `qaframe run`")
+    if max_steps != -1 and int(state.get("global_step", 0)) > max_steps:
+        raise UserError(f"--resume {resume}: {path} was written after {state['global_step']} optimizer steps, past "
+                        f"--max-steps {max_steps}; resume with --max-steps {state['global_step']} or more")
     return str(path)
 
 
@@ -187,7 +191,7 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
         output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
     )
     io.check_writable_folder(config.output_dir, f"--output-dir {config.output_dir}")
-    resume = resolve_resume(config.resume, config.output_dir)
+    resume = resolve_resume(config.resume, config.output_dir, config.max_steps)
     featurizer = build_featurizer(config.featurizer, FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length))
     return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume)
 

@@ -223,6 +223,20 @@ def test_a_position_counted_in_other_batches_starts_the_epoch_over(caplog):
     assert "stopped after 3 batches of epoch 1, cut with another batch size" in caplog.text
 
 
+def test_a_checkpoint_past_max_steps_is_refused(tmp_path):
+    import torch
+
+    from qaframe.errors import UserError
+    from qaframe.runner import resolve_resume
+
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.0", "global_step": 8}, tmp_path / "checkpoints" / "last.ckpt")
+    with pytest.raises(UserError, match=r"written after 8 optimizer steps, past --max-steps 6; resume with --max-steps 8 or more"):
+        resolve_resume("last", tmp_path, max_steps=6)
+    assert resolve_resume("last", tmp_path, max_steps=8).endswith("last.ckpt")  # a finished run: evaluated again
+    assert resolve_resume("last", tmp_path).endswith("last.ckpt")
+
+
 def test_resume_without_a_checkpoint_is_one_line(tmp_path, capsys):
     from qaframe.cli import main
 
