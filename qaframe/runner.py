@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from pickle import UnpicklingError
 import resource
 import shutil
@@ -251,7 +252,7 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     if not trainer.is_global_zero:
         return RunResult(config, output_dir, {}, is_global_zero=False)
 
-    best = checkpoint.best_model_path  # none only when nothing was validated: the weights in memory are the last ones
+    best = best_checkpoint(output_dir / "checkpoints", checkpoint.best_model_path)
     if best:
         state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
@@ -285,6 +286,19 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     write_model(model, tokenizer, output_dir / "model", model_metadata(config, plan.featurizer.settings, str(trainer.precision)), refiner)
     write_outputs(output_dir, evaluation, metrics)
     return RunResult(config, output_dir, metrics)
+
+
+def best_checkpoint(folder: Path, recorded: str) -> str | None:
+    """The best-*.ckpt in `folder` with the highest dev F1 in its name, Lightning's record first among equals; None
+    when nothing was validated (the weights in memory are then the last ones).
+
+    Lightning's record alone can name a file elsewhere or gone: after a run folder was moved (Lightning
+    then forgets the best score and records only the resumed run's best), or after a kill between
+    writing a new best and last.ckpt.
+    """
+    scored = [(float(match.group(1)), str(path) == recorded, str(path))
+              for path in folder.glob("best-*.ckpt") if (match := re.fullmatch(r"best-epoch\d+-f1(-?[\d.]+)\.ckpt", path.name))]
+    return max(scored)[2] if scored else None
 
 
 def _build_optimizer(factory: Callable, settings: OptimizerSettings, model):

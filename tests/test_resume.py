@@ -367,3 +367,19 @@ def test_resuming_under_max_epochs_and_max_steps_trains_up_to_max_steps(tmp_path
     resumed.fit(ScriptedF1([7.0, 8.0]), ckpt_path=tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed.global_step == 14  # epoch 2 (steps 9-12) and half of epoch 3, validated at step 14
     assert Path(checkpoint.best_model_path).name == "best-epoch3-f18.00.ckpt"
+
+
+def test_the_best_checkpoint_is_the_folders_best_whatever_lightning_recorded(tmp_path):
+    from qaframe.runner import best_checkpoint
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    assert best_checkpoint(folder, "") is None  # nothing validated
+    for name in ("best-epoch1-f112.36.ckpt", "best-epoch3-f19.50.ckpt", "last.ckpt"):
+        (folder / name).write_bytes(b"")
+    # a moved run folder: Lightning forgot the earlier best and recorded only the resumed run's
+    assert best_checkpoint(folder, str(folder / "best-epoch3-f19.50.ckpt")) == str(folder / "best-epoch1-f112.36.ckpt")
+    # a kill between writing a new best and last.ckpt: the record names a deleted file
+    assert best_checkpoint(folder, str(tmp_path / "gone" / "best-epoch0-f15.00.ckpt")) == str(folder / "best-epoch1-f112.36.ckpt")
+    (folder / "best-epoch4-f112.36.ckpt").write_bytes(b"")  # equal F1 in the name: Lightning's record decides
+    assert best_checkpoint(folder, str(folder / "best-epoch4-f112.36.ckpt")) == str(folder / "best-epoch4-f112.36.ckpt")
