@@ -189,14 +189,11 @@ class RunConfig:
         steps_only = {"max_epochs"} if self.max_steps != -1 else set()
         return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None and k not in steps_only})
 
-    def check_resume(self, random_init: bool) -> None:
-        """For --resume: UserError naming the first option of KEPT_ON_RESUME that differs from the config.yaml of the run
-        that wrote the checkpoint (beside its checkpoints/ folder); without both files there is nothing to compare."""
-        if self.resume is None:
-            return
-        checkpoint = self.resolved_output_dir() / "checkpoints" / "last.ckpt" if self.resume == "last" else Path(self.resume)
+    def check_resume(self, checkpoint: Path, random_init: bool) -> None:
+        """For --resume from `checkpoint`: UserError naming the first option of KEPT_ON_RESUME that differs from the
+        config.yaml of the run that wrote it (beside its checkpoints/ folder); without that file there is nothing to compare."""
         source = checkpoint.parent.parent / "config.yaml"
-        if checkpoint.parent.name != "checkpoints" or not checkpoint.is_file() or not source.is_file():
+        if checkpoint.parent.name != "checkpoints" or not source.is_file():
             return
         now, earlier = self.with_model_defaults(random_init), RunConfig.from_sources(source).with_model_defaults(random_init)
         for name in KEPT_ON_RESUME:

@@ -211,7 +211,7 @@ class QADataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.train_loader: ResumableDataLoader | None = None  # the latest train_dataloader()
-        self._train_state: dict[str, int] | None = None  # a checkpoint's training position, for a train loader not built yet
+        self._train_state: dict[str, Any] | None = None  # a checkpoint's training position, for a train loader not built yet
 
     def _shard(self) -> tuple[int, int]:
         trainer = self.trainer

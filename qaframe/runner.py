@@ -117,9 +117,13 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
     return str(path)
 
 
-def _load_split(corpus, name: str, split: str, echo: Echo):
+def _require_split(corpus, name: str, split: str) -> None:
     if split not in corpus.splits():
         raise UserError(f"corpus '{name}' has no '{split}' split (it has: {', '.join(corpus.splits())})")
+
+
+def _load_split(corpus, name: str, split: str, echo: Echo):
+    _require_split(corpus, name, split)
     loaded = corpus.load(split)
     check_examples(loaded.examples, f"corpus '{name}', {split} split")
     if loaded.repaired or loaded.skipped:
@@ -175,14 +179,12 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
     corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
-    missing = [split for split in ("train", "dev") if split not in corpus.splits()]
-    if missing:
-        raise UserError(f"corpus '{config.corpus}' has no '{missing[0]}' split (it has: {', '.join(corpus.splits())})")
+    for split in ("train", "dev"):
+        _require_split(corpus, config.corpus, split)
     metric = create_metric(host, corpus.metric)
     refiner_name = config.refiner or corpus.refiner
     refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
     spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
-    config.check_resume(spec.random_init)
     fetched = fetch or Path(spec.source).is_dir()
     model_config = load_config(spec, trust_remote_code=config.trust_remote_code) if fetched else None
     check_max_seq_length(spec, model_config, config.max_seq_length)
@@ -193,6 +195,8 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
     )
     io.check_writable_folder(config.output_dir, f"--output-dir {config.output_dir}")
     resume = resolve_resume(config.resume, config.output_dir, config.max_steps)
+    if resume is not None:
+        config.check_resume(Path(resume), spec.random_init)
     featurizer = build_featurizer(config.featurizer, FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length))
     return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume)
 

@@ -282,27 +282,21 @@ def test_distribution_names_match_however_separators_are_written(fake_entry_poin
     assert [p.plugin for p in host.disabled] == ["acme", "shaky"]
 
 
-def test_unknown_name_notes_the_disabled_plugins(fake_entry_points):
+@pytest.mark.parametrize(
+    "disabled, note",
+    [
+        (("acme",), "note: plugin 'shaky' (shaky-qa 0.9) failed to load: ImportError: No module named 'shaky_deps'; "
+                    "note: QAFRAME_DISABLE_PLUGINS disables 'acme' (acme-qa 3.2), which may provide it"),
+        (("third-party",), "note: QAFRAME_DISABLE_PLUGINS disables 'acme' (acme-qa 3.2), 'shaky' (shaky-qa 0.9), which may provide it"),
+    ],
+    ids=["by-name", "third-party"],
+)
+def test_unknown_name_notes_the_disabled_plugins(fake_entry_points, disabled, note):
     host = PluginHost()
-    host.load_entry_points(disabled=("acme",))
+    host.load_entry_points(disabled=disabled)
     with pytest.raises(UserError) as info:
         host.create("metric", "acme-f1")
-    assert str(info.value) == (
-        "unknown metric 'acme-f1'; available: (none); "
-        "note: plugin 'shaky' (shaky-qa 0.9) failed to load: ImportError: No module named 'shaky_deps'; "
-        "note: QAFRAME_DISABLE_PLUGINS disables 'acme' (acme-qa 3.2), which may provide it"
-    )
-
-
-def test_third_party_skips_are_noted_too(fake_entry_points):
-    host = PluginHost()
-    host.load_entry_points(disabled=("third-party",))
-    with pytest.raises(UserError) as info:
-        host.create("metric", "acme-f1")
-    assert str(info.value) == (
-        "unknown metric 'acme-f1'; available: (none); "
-        "note: QAFRAME_DISABLE_PLUGINS disables 'acme' (acme-qa 3.2), 'shaky' (shaky-qa 0.9), which may provide it"
-    )
+    assert str(info.value) == f"unknown metric 'acme-f1'; available: (none); {note}"
 
 
 def test_listing_marks_the_overridden_component(monkeypatch):
