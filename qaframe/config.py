@@ -107,7 +107,7 @@ class RunConfig:
     matmul_precision: str = option("high", "Float32 matmuls on a CUDA GPU: highest (full fp32), high (TF32), medium (bf16).",
                                    choices=MATMUL_PRECISIONS)
     cudnn_attention: bool = option(False, "On a GPU, let attention use cuDNN's kernels (fast for fixed shapes, but they plan each new batch width anew).", "bool")
-    progress_every: int = option(10, "Refresh the progress bar every N steps (each refresh reads the loss, which waits for the GPU).", "int")
+    progress_every: int = option(10, "Refresh the progress bar and log the training loss every N steps (each reads the loss, which waits for the GPU).", "int")
     compile: bool = option(False, "Compile the model with torch.compile (faster on GPU after a warm-up).", "bool")
     compile_mode: str = option("default", "torch.compile mode under --compile: default; reduce-overhead (CUDA graphs on a GPU: "
                                "a step's kernels launched at once, one graph recorded per batch shape, so pair it with a "

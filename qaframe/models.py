@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,6 +24,13 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
 # model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm"}
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the batch entries a model is called with
+# encoder types whose transformers classes, where their module builds masks with create_bidirectional_mask (transformers
+# 5), take a prepared 4D mask as is and give the same logits (tests/test_models.py checks each)
+PREPARED_MASK_TYPES = frozenset({
+    "albert", "bert", "camembert", "data2vec-text", "distilbert", "electra", "ernie", "mobilebert", "roberta",
+    "roberta-prelayernorm", "roc_bert", "xlm-roberta", "xlm-roberta-xl",
+})
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -41,6 +49,32 @@ def resolve_model(name: str) -> ModelSpec:
     if not HUB_ID.match(name):
         raise UserError(f"--model {name!r} is neither a registered alias, a folder nor a hub id; available aliases: {', '.join(registry.names())}")
     return ModelSpec(source=name, description=f"hub id {name}")
+
+
+def takes_prepared_mask(model) -> bool:
+    """Whether `model` is a transformers encoder on SDPA attention whose module takes a prepared 4D mask as is."""
+    config = getattr(model, "config", None)  # a third-party head's model may be no transformers model
+    return (
+        getattr(config, "model_type", None) in PREPARED_MASK_TYPES
+        and getattr(config, "_attn_implementation", None) == "sdpa"
+        and type(model).__module__.startswith("transformers.models.")
+        and hasattr(sys.modules[type(model).__module__], "create_bidirectional_mask")
+    )
+
+
+def model_inputs(batch: dict, prepared_mask: bool) -> dict:
+    """The model's keyword arguments from a batch: ids, attention mask, token types where there are any.
+
+    With `prepared_mask` (see `takes_prepared_mask`), the (batch, width) mask goes in as the
+    (batch, 1, width, width) boolean view that transformers would build from it. From the 2D mask
+    transformers first asks whether any position is padding (`mask.all()`), to leave the mask out
+    when none is: a read of a GPU tensor that makes the host wait for the GPU at every forward pass.
+    """
+    inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    if prepared_mask:
+        mask = inputs["attention_mask"].bool()
+        inputs["attention_mask"] = mask[:, None, None, :].expand(-1, 1, mask.shape[1], -1)
+    return inputs
 
 
 def native_bf16() -> bool:

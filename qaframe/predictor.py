@@ -24,7 +24,8 @@ from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_tokenizer, native_bf16, position_limit
+from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_tokenizer, model_inputs, native_bf16,
+                             position_limit, takes_prepared_mask)
 from qaframe.task import UNSEEN, left_aligned
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -77,6 +78,7 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
     start_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
     end_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
     seen = np.zeros(len(features), dtype=bool)
+    prepared_mask = takes_prepared_mask(model)
     was_training = model.training
     if was_training:  # eval() walks every module: skipped for a model that is already in eval mode
         model.eval()
@@ -84,8 +86,8 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
         with torch.inference_mode(), autocast(device, precision):
             for indices in batches:
                 batch = collate(indices)  # only the model's inputs go to the device
-                inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-                output = model(**inputs)
+                inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
+                output = model(**model_inputs(inputs, prepared_mask))
                 # start and end logits in one transfer (one wait for the device)
                 both = left_aligned(torch.cat([output.start_logits, output.end_logits]).float(), inputs["attention_mask"].repeat(2, 1))
                 start, end = both.cpu().numpy().reshape(2, len(indices), -1)

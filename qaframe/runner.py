@@ -329,15 +329,30 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             accumulate_grad_batches=config.accumulate_grad_batches,
             gradient_clip_val=config.gradient_clip_val or None,
             callbacks=[checkpoint, last, ValidateAtMaxSteps(), BatchSeed(config.seed), clock,
-                       TQDMProgressBar(refresh_rate=config.progress_every), *callbacks],
+                       LossProgressBar(refresh_rate=config.progress_every), *callbacks],
             logger=CSVLogger(output_dir, name="logs"),
-            default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False, log_every_n_steps=10,
+            default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False,
+            log_every_n_steps=config.progress_every,
             enable_model_summary=False, **limits,
         )
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as error:
         raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
                         f"--strategy {config.strategy}: {' '.join(str(error).split())}") from None
     return trainer, checkpoint, clock
+
+
+class LossProgressBar(TQDMProgressBar):
+    """Lightning's TQDM bar, showing the training loss as of its last refresh (every `refresh_rate` steps).
+
+    The loss is logged without `prog_bar=True`: with it, Lightning turns the loss into a Python
+    number after every batch, a read that makes the host wait for the GPU at every step whatever
+    the bar's refresh rate. Here it is read only when the bar refreshes.
+    """
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        loss = trainer.callback_metrics.get("train_loss")
+        return metrics if loss is None else {**metrics, "train_loss": loss.item()}
 
 
 class ValidateAtMaxSteps(Callback):

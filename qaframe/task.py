@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 
 from qaframe.decoding import postprocess
+from qaframe.models import model_inputs, takes_prepared_mask
 from qaframe.types import Features, Metric, QAExample, Refiner
 
 UNSEEN = -1e4  # logit given to the columns of windows that evaluation did not reach (smoke-run limits)
@@ -104,6 +105,7 @@ class QATask(pl.LightningModule):
     ):
         super().__init__()
         self.model = model
+        self.prepared_mask = takes_prepared_mask(model)
         self.optimizer_factory = optimizer_factory
         self.scheduler_factory = scheduler_factory
         self.evaluator = evaluator
@@ -114,8 +116,7 @@ class QATask(pl.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Float32 start and end logits with padding positions masked out."""
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
-        output = self.model(**inputs)
+        output = self.model(**model_inputs(batch, self.prepared_mask))
         padding = batch["attention_mask"] == 0
         start = output.start_logits.float().masked_fill(padding, torch.finfo(torch.float32).min)
         end = output.end_logits.float().masked_fill(padding, torch.finfo(torch.float32).min)
@@ -125,7 +126,7 @@ class QATask(pl.LightningModule):
         """Mean of the start and end cross-entropy."""
         start, end = self(batch)
         loss = (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
-        self.log("train_loss", loss, prog_bar=True, batch_size=len(start))
+        self.log("train_loss", loss, batch_size=len(start))  # the runner's progress bar reads it when it refreshes
         return loss
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
@@ -155,14 +156,17 @@ class QATask(pl.LightningModule):
         self._windows, self._start, self._end = [], [], []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Keep this batch's left-aligned logits under their window indices."""
+        """Keep this batch's left-aligned logits under their window indices, on the device until the epoch ends.
+
+        Copying each batch's logits to the host would make the host wait for the GPU at every batch.
+        """
         start, end = self(batch)
         width = self.evaluator.width
         mask = batch["attention_mask"]
         for kept, logits in ((self._start, start), (self._end, end)):
             aligned = left_aligned(logits, mask)[:, :width]
-            kept.append(F.pad(aligned, (0, width - aligned.shape[1]), value=UNSEEN).cpu())
-        self._windows.append(batch["window"].cpu())
+            kept.append(F.pad(aligned, (0, width - aligned.shape[1]), value=UNSEEN))
+        self._windows.append(batch["window"])
 
     def on_validation_epoch_end(self) -> None:
         """Gather every rank's logits, decode, score and log val_exact_match, val_f1 and the raw scores."""
@@ -171,6 +175,7 @@ class QATask(pl.LightningModule):
         windows, start, end = torch.cat(self._windows), torch.cat(self._start), torch.cat(self._end)
         if self.trainer.world_size > 1:
             windows, start, end = self._gather(windows, start, end)
+        windows, start, end = windows.cpu(), start.cpu(), end.cpu()
         total, width = len(self.evaluator.features), self.evaluator.width
         start_all = np.full((total, width), UNSEEN, dtype=np.float32)
         end_all = np.full((total, width), UNSEEN, dtype=np.float32)
@@ -191,7 +196,7 @@ class QATask(pl.LightningModule):
         longest = int(counts.max())
         pad = longest - len(windows)
         rows = [F.pad(windows, (0, pad), value=-1), F.pad(start, (0, 0, 0, pad)), F.pad(end, (0, 0, 0, pad))]
-        gathered = [self.all_gather(t.to(self.device)).cpu() for t in rows]
+        gathered = [self.all_gather(t) for t in rows]
         windows, start, end = (g.reshape(-1, *g.shape[2:]) for g in gathered)
         keep = windows >= 0
         return windows[keep], start[keep], end[keep]

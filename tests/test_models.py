@@ -1,4 +1,4 @@
-"""Model aliases and loading: resolve_model, load_tokenizer, load_config, check_max_seq_length, the packaged tiny KcBERT."""
+"""Model aliases and loading: resolve_model, load_tokenizer, load_config, check_max_seq_length, the packaged tiny KcBERT; model inputs."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import torch
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.models import (HUB_PROBE_SECONDS, check_hub_reachable, check_max_seq_length, configure_cuda_kernels, hub_unreachable, load_config,
-                            load_tokenizer, position_limit, resolve_model)
+from qaframe.models import (HUB_PROBE_SECONDS, PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, configure_cuda_kernels,
+                            hub_unreachable, load_config, load_tokenizer, model_inputs, position_limit, resolve_model, takes_prepared_mask)
 from qaframe.types import FeaturizerSettings, ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
 
@@ -190,3 +190,49 @@ def test_a_folder_without_qaframe_json_gets_windows_that_fit_the_model(kcbert_to
     settings = default_settings(ModelSpec(source="x"), config, kcbert_tokenizer)
     assert (settings["max_seq_length"], settings["max_query_length"], settings["doc_stride"]) == expected
     check_settings(FeaturizerSettings(**settings), kcbert_tokenizer.num_special_tokens_to_add(pair=True))
+
+
+def tiny_qa_model(model_type: str, attention: str = "sdpa"):
+    """A randomly initialized question-answering model of `model_type`, two layers of width 64."""
+    from transformers import AutoConfig, AutoModelForQuestionAnswering
+
+    shape = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 128, "embedding_size": 64,
+             "vocab_size": 1000, "max_position_embeddings": 128}
+    config = AutoConfig.for_model(model_type)
+    for name, value in shape.items():
+        if hasattr(config, name):
+            setattr(config, name, value)
+    torch.manual_seed(0)
+    return AutoModelForQuestionAnswering.from_config(config, attn_implementation=attention).eval()
+
+
+@pytest.mark.parametrize("model_type", sorted(PREPARED_MASK_TYPES))
+def test_a_prepared_mask_gives_the_logits_of_the_plain_mask(model_type):
+    """Every encoder type given the prepared (batch, 1, width, width) mask computes what transformers does from the 2D one."""
+    model = tiny_qa_model(model_type)
+    assert takes_prepared_mask(model)
+    mask = torch.ones(3, 20, dtype=torch.long)
+    mask[1, 12:], mask[2, 5:] = 0, 0
+    batch = {"input_ids": torch.randint(5, 900, (3, 20)), "attention_mask": mask, "token_type_ids": torch.zeros(3, 20, dtype=torch.long),
+             "window": torch.arange(3)}
+    inputs = model_inputs(batch, prepared_mask=True)
+    assert inputs["attention_mask"].shape == (3, 1, 20, 20) and inputs["attention_mask"].dtype == torch.bool
+    assert set(inputs) == {"input_ids", "attention_mask", "token_type_ids"}
+    with torch.no_grad():
+        plain, prepared = model(**model_inputs(batch, prepared_mask=False)), model(**inputs)
+    real = mask.bool()
+    assert torch.equal(plain.start_logits[real], prepared.start_logits[real])
+    assert torch.equal(plain.end_logits[real], prepared.end_logits[real])
+
+
+def test_the_mask_is_prepared_only_for_known_encoders_on_sdpa():
+    """Eager attention adds the mask to the scores (a boolean one would mask nothing), a causal model needs its own mask,
+    and a model that is no transformers class (a third-party head's) may take its mask any way it likes."""
+    assert not takes_prepared_mask(tiny_qa_model("bert", attention="eager"))
+    assert not takes_prepared_mask(tiny_qa_model("gpt2"))
+    assert not takes_prepared_mask(torch.nn.Linear(2, 2))
+
+    class Custom(torch.nn.Module):
+        config = tiny_qa_model("bert").config
+
+    assert not takes_prepared_mask(Custom())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -254,6 +255,60 @@ def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_ref
     for width, longest in zip(widths.widths, widths.longest):
         assert width % 16 == 0 and longest <= width < longest + 16
     assert torch.get_float32_matmul_precision() == precision  # --matmul-precision applies on CUDA only
+
+
+def test_training_reads_no_tensor_value_between_progress_refreshes(tmp_path):
+    """Reading a tensor's value (`.item()`, `bool()`) makes the host wait for the GPU. Training reads the loss only
+    where the progress bar refreshes and the loss is logged, every --progress-every steps; transformers' check of
+    the attention mask for padding and Lightning's conversion of progress-bar values read at every step before.
+    Validation keeps its logits where they are until the epoch ends."""
+    from pytorch_lightning.callbacks import Callback
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from qaframe import runner
+    from qaframe.config import RunConfig
+
+    reads, state = [], {"batch": None}
+
+    class Reads(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._local_scalar_dense.default:
+                reads.append((state["trainer"].state.stage.value, state["trainer"].global_step, state["batch"]))
+            return func(*args, **(kwargs or {}))
+
+    mode = Reads()
+
+    class Probe(Callback):  # after the progress bar: its on_train_batch_end runs first
+        def on_train_start(self, trainer, pl_module):
+            state["trainer"] = trainer
+            mode.__enter__()
+
+        def on_train_end(self, trainer, pl_module):
+            mode.__exit__(None, None, None)
+
+        def on_train_batch_start(self, *arguments):
+            state["batch"] = "train"
+
+        def on_validation_batch_start(self, *arguments):
+            state["batch"] = "validation"
+
+        def on_train_batch_end(self, *arguments):
+            state["batch"] = None
+
+        def on_validation_batch_end(self, *arguments):
+            state["batch"] = None
+
+    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
+    del overrides["limit_train_batches"]
+    config = RunConfig.from_sources(overrides={**overrides, "max_steps": "7", "progress_every": "3", "output_dir": tmp_path / "o",
+                                               "cache_dir": tmp_path / "c"})
+    runner.run(config, echo=lambda message: None, callbacks=[Probe()])
+    assert {step for stage, step, batch in reads if batch == "train"} == {3, 6}  # the bar reads the loss as it refreshes
+    assert not [read for read in reads if read[2] == "validation"]
+    # between batches: the DataLoader's seed (a CPU tensor) at the start, the logger every 3 steps, the last step
+    assert {step for stage, step, batch in reads if stage == "train" and batch is None} <= {0, 3, 6, 7}
+    logged = [row for row in csv.DictReader(open(tmp_path / "o" / "logs" / "version_0" / "metrics.csv")) if row["train_loss"]]
+    assert [int(row["step"]) for row in logged] == [2, 5, 6]  # every 3 steps, and the last
 
 
 @pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
