@@ -8,9 +8,9 @@ KorQuAD-sized generated set (benchmarks/common.py), or `--file` a KorQuAD/SQuAD 
 
 qaframe: `Predictor.load(folder).answer(items)`, which featurizes every (question, context)
 pair into windows, runs them through the model in length-sorted, per-batch-padded batches and
-decodes all of them at once. `qaframe_batched` passes all questions in one call (as
-`qaframe predict` and a batch API do); `qaframe_single` calls answer() once per question, as a
-server answering one request at a time would. On a GPU the Predictor holds bfloat16 weights
+decodes all of them at once. `qaframe_questions_per_s` passes all questions in one call (as
+`qaframe predict` and a batch API do); `qaframe_single_questions_per_s` calls answer() once per
+question, as a server answering one request at a time would. On a GPU the Predictor holds bfloat16 weights
 (`qaframe_dtype`) and answers under bf16 autocast (`precision`); the peer runs the model as it
 loads (`peer_dtype`: float32).
 

@@ -3,15 +3,15 @@
 Every corpus reads SQuAD-format records through one validating loader: an `answer_start`
 that misses its text is moved to the nearest occurrence of the text and invisible characters
 (zero-width, direction marks) at the ends of an answer are trimmed (repaired), a record that
-cannot be used is skipped with its reason; both are counted, logged with the first few ids,
-and turned into a UserError by `strict`. A file without one usable record is a UserError.
+cannot be used is skipped with its reason; both are counted in the split (`repaired`, `skipped`;
+`qaframe run`, `evaluate` and `inspect` report them) and turned into a UserError by `strict`. A
+file without one usable record is a UserError.
 An answer at offset 0 is a valid answer. docs/data-validation.md lists every case.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import urllib.request
@@ -20,8 +20,8 @@ from typing import Any, Iterable, Iterator
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.io import atomic_path, check_writable_folder
-from qaframe.text import INVISIBLE, unusable_text
+from qaframe.io import atomic_path, cache_root, check_writable_folder, parse_json
+from qaframe.text import blank, unusable_text
 from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample
 
 log = logging.getLogger("qaframe.corpora")
@@ -29,7 +29,6 @@ log = logging.getLogger("qaframe.corpora")
 KORQUAD_URL = "https://korquad.github.io/dataset/"
 KORQUAD_FILES = {"train": "KorQuAD_v1.0_train.json", "dev": "KorQuAD_v1.0_dev.json"}
 SAMPLE_FOLDER = Path(__file__).parent / "data" / "sample"
-SHOWN_IDS = 5  # how many example ids a loading report names
 
 # -- validation -------------------------------------------------------------------
 class RecordLoader:
@@ -116,23 +115,21 @@ class RecordLoader:
                 return f"answer {number}: text {text[:40]!r} does not occur in the context"
             repairs.append(f"answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
             start = nearest
-        trimmed = text.strip(INVISIBLE)
+        invisible = "".join(c for c in set(text) if blank(c) and not c.isspace())  # format and control characters
+        trimmed = text.strip(invisible)
         if trimmed != text:  # no token covers these characters, so the label could never reproduce the gold text
-            repairs.append(f"invisible characters (zero-width or direction marks) trimmed from {text[:40]!r}")
-            start += len(text) - len(text.lstrip(INVISIBLE))
+            repairs.append(f"invisible characters (zero-width, direction marks and the like) trimmed from {text[:40]!r}")
+            start += len(text) - len(text.lstrip(invisible))
         if repairs:  # one repair per answer, however many things were mended
             self.repair(record_id, f"answer {number}: {'; '.join(repairs)}")
         return Answer(trimmed, start)
 
     def result(self, files: Iterable[Path] = ()) -> CorpusSplit:
-        """The loaded split; logs how many answers were repaired and records skipped; UserError when nothing is usable."""
-        split = CorpusSplit(self.examples, tuple(files), self.repaired, self.skipped)
+        """The loaded split, with the ids repaired and skipped; UserError when nothing is usable."""
         if not self.examples:
             found = f"all {len(self.skipped)} skipped, first: {self.skipped[0][0]} ({self.skipped[0][1]})" if self.skipped else "it holds none"
             raise UserError(f"{self.source}: no usable question records ({found}); check that it is a SQuAD-format file with questions")
-        if self.repaired or self.skipped:
-            log.warning("%s: %s", self.source, loading_report(split))
-        return split
+        return CorpusSplit(self.examples, tuple(files), self.repaired, self.skipped)
 
 
 def nearest_occurrence(context: str, text: str, start: int) -> int | None:
@@ -144,25 +141,6 @@ def nearest_occurrence(context: str, text: str, start: int) -> int | None:
             best = position
         position = context.find(text, position + 1)
     return best
-
-
-def loading_report(split: CorpusSplit, shown: int = SHOWN_IDS) -> str:
-    """One line: how many answers were repaired and records skipped while loading, with the first few ids."""
-
-    def first(ids: list[str]) -> str:
-        more = f", ... ({len(ids) - shown} more)" if len(ids) > shown else ""
-        return ", ".join(ids[:shown]) + more
-
-    parts = []
-    if split.repaired:
-        parts.append(
-            f"repaired {len(split.repaired)} answer_start (moved to the nearest occurrence) or answer text "
-            f"(invisible characters trimmed): {first(split.repaired)}"
-        )
-    if split.skipped:
-        reasons = [f"{record_id} ({reason})" for record_id, reason in split.skipped]
-        parts.append(f"skipped {len(split.skipped)}: {first(reasons)}")
-    return "; ".join(parts) if parts else "nothing repaired or skipped"
 
 
 # -- SQuAD-format files -----------------------------------------------------------------
@@ -180,15 +158,7 @@ def read_text(path: Path, missing_hint: str = "") -> str:
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; UserError with file, line and column when it is malformed."""
-    text = read_text(path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}:{error.lineno}:{error.colno}: malformed JSON: {error.msg}; fix the file or download it again") from error
-    except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
-        raise UserError(f"{path}: holds an integer of thousands of digits (too long to read); fix the file or download it again") from None
-    except RecursionError:
-        raise UserError(f"{path}: JSON nested too deeply to read (not a SQuAD-format file); fix the file or download it again") from None
+    return parse_json(read_text(path), path, "fix the file or download it again")
 
 
 def squad_records(data: Any, source: str) -> Iterator[tuple[Any, str, Any, Any]]:
@@ -233,9 +203,8 @@ def load_squad_file(path: Path, *, strict: bool = False) -> CorpusSplit:
 
 # -- KorQuAD download ---------------------------------------------------------------------
 def default_data_dir() -> Path:
-    """Where korquad looks without --data-dir: $XDG_CACHE_HOME/qaframe/korquad (~/.cache/qaframe/korquad)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "qaframe" / "korquad"
+    """Where korquad looks without --data-dir: korquad/ in qaframe's cache folder (`qaframe.io.cache_root`)."""
+    return cache_root() / "korquad"
 
 
 def download(url: str, target: Path) -> None:
@@ -350,7 +319,7 @@ class SampleCorpus(FileCorpus):
 
 
 class SyntheticCorpus:
-    """Generated Korean questions (train 2,400 / dev 300, fixed seed) for benchmarks and learning checks."""
+    """Generated Korean questions (train 2,400 / dev 300, fixed seed) for the offline quickstart and learning checks."""
 
     metric = "korquad"
     refiner = "korean-particles"

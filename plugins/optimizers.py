@@ -77,14 +77,6 @@ def _warmup(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
 
-def _after_warmup(optimizer, settings: SchedulerSettings, schedule: torch.optim.lr_scheduler.LRScheduler):
-    """`schedule` preceded by linear warmup over warmup_steps, when there is any."""
-    if not settings.warmup_steps:
-        return schedule
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _warmup(s, settings.warmup_steps))
-    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, schedule], milestones=[settings.warmup_steps])
-
-
 def linear_warmup(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the base rate over warmup_steps, then linear decay to zero at total_steps."""
     _check("linear-warmup", settings)
@@ -127,16 +119,15 @@ def cosine(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> tor
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def exponential(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LRScheduler:
+def exponential(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:
     """Exponential decay after warmup, with gamma chosen so the rate is 1% of the base rate at total_steps.
 
     gamma = 0.01 ** (1 / (T - W)); the rate at step s >= W is base * gamma ** (s - W).
     """
     _check("exponential", settings)
-    decay_steps = max(1, settings.total_steps - settings.warmup_steps)
-    gamma = EXPONENTIAL_FINAL_FRACTION ** (1 / decay_steps)
-    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
-    return _after_warmup(optimizer, settings, schedule)
+    warmup = settings.warmup_steps
+    gamma = EXPONENTIAL_FINAL_FRACTION ** (1 / max(1, settings.total_steps - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _warmup(step, warmup) if step < warmup else gamma ** (step - warmup))
 
 
 def constant(optimizer: torch.optim.Optimizer, settings: SchedulerSettings) -> torch.optim.lr_scheduler.LambdaLR:

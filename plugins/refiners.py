@@ -80,49 +80,8 @@ ENDINGS: dict[str, str] = {
     **_endings("consonant-not-rieul", "으로 으로서 으로써 으로의 으로는 으로도 으로부터 으로만"),
 }
 LONGEST = max(map(len, ENDINGS))
-
-
-def _fits(condition: str, before: str) -> bool:
-    """Whether an ending with this sound condition may follow the character `before`."""
-    code = ord(before)
-    if condition == "any" or not HANGUL_FIRST <= code <= HANGUL_LAST:
-        return True
-    final = (code - HANGUL_FIRST) % 28  # 0: the syllable ends in a vowel
-    if condition == "consonant":
-        return final != 0
-    if condition == "vowel":
-        return final == 0
-    if condition == "vowel-or-rieul":
-        return final in (0, FINAL_RIEUL)
-    return final not in (0, FINAL_RIEUL)  # consonant-not-rieul
-
-
-class KoreanParticles:
-    """Cuts a Korean particle (을, 를, 이, 가, 에서, 으로, ...) merged into the answer's last token."""
-
-    name = "korean-particles"
-
-    def refine(self, context: str, start: int, end: int, last_token_start: int) -> tuple[int, int]:
-        """The span without a trailing particle inside its last token, or the span unchanged."""
-        if not start <= last_token_start < end <= len(context):
-            return start, end
-        word_end = end
-        while word_end < len(context) and word_end - end < LONGEST and context[word_end].isalnum():
-            word_end += 1
-        if word_end - end >= LONGEST:  # the word goes on past the longest ending
-            return start, end
-        for cut in range(max(last_token_start + 1, word_end - LONGEST), end):
-            condition = ENDINGS.get(context[cut:word_end])
-            if condition is not None and _fits(condition, context[cut - 1]):
-                return start, cut
-        return start, end
-
-
-# -- learned-suffix -------------------------------------------------------------------
-LEVELS = ("tail", "suffix-3", "suffix-2", "suffix-1")  # most specific first
-STATE_FORMAT = "qaframe-learned-suffix-1"
-SMOOTHING = 1.0  # pseudo-observations a level borrows from the less specific estimate below it
-RULE_WEIGHT = 3.0  # pseudo-observations (distinct words) the korean-particles prior is worth
+# condition -> the sound classes (see `sound`) of the syllables an ending with it may follow
+SOUNDS = {"any": "VLC-", "consonant": "LC-", "vowel": "V-", "vowel-or-rieul": "VL-", "consonant-not-rieul": "C-"}
 
 
 def word_end(context: str, end: int) -> int:
@@ -139,6 +98,37 @@ def sound(character: str) -> str:
         return "-"
     final = (code - HANGUL_FIRST) % 28
     return "V" if final == 0 else "L" if final == FINAL_RIEUL else "C"
+
+
+def _fits(condition: str, before: str) -> bool:
+    """Whether an ending with this sound condition may follow the character `before`."""
+    return sound(before) in SOUNDS[condition]
+
+
+class KoreanParticles:
+    """Cuts a Korean particle (을, 를, 이, 가, 에서, 으로, ...) merged into the answer's last token."""
+
+    name = "korean-particles"
+
+    def refine(self, context: str, start: int, end: int, last_token_start: int) -> tuple[int, int]:
+        """The span without a trailing particle inside its last token, or the span unchanged."""
+        if not start <= last_token_start < end <= len(context):
+            return start, end
+        stop = word_end(context, end)
+        if stop - end >= LONGEST:  # the word goes on past the longest ending
+            return start, end
+        for cut in range(max(last_token_start + 1, stop - LONGEST), end):
+            condition = ENDINGS.get(context[cut:stop])
+            if condition is not None and _fits(condition, context[cut - 1]):
+                return start, cut
+        return start, end
+
+
+# -- learned-suffix -------------------------------------------------------------------
+LEVELS = ("tail", "suffix-3", "suffix-2", "suffix-1")  # most specific first
+STATE_FORMAT = "qaframe-learned-suffix-1"
+SMOOTHING = 1.0  # pseudo-observations a level borrows from the less specific estimate below it
+RULE_WEIGHT = 3.0  # pseudo-observations (distinct words) the korean-particles prior is worth
 
 
 def tail_keys(tail: str) -> list[tuple[str, str]]:

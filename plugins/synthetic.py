@@ -2,9 +2,9 @@
 
 A tiny BERT trained from scratch on it should reach exact match >= 90 on the dev split
 within a few epochs, so a low score points at a bug in labels, features or decoding
-rather than at the model. Each context states four of a person's five attributes
-(hometown, job, birth year, graduation year, favourite food) in templated sentences,
-mixed with two or three attribute-free distractor sentences in shuffled order; every context is
+rather than at the model. Each context states a person's four attributes (hometown, job,
+year of graduation from university, favourite food) in templated sentences, mixed with two
+or three attribute-free distractor sentences in shuffled order; every context is
 asked two different questions, so the answer depends on the question. Some templates
 attach a particle to the value ("부산에서 태어나", "교사이다"), which the KcBERT
 WordPiece tokenizer sometimes merges into the value's last token; that exercises
@@ -125,7 +125,7 @@ def _fill(template: str, name: str, value: str = "") -> tuple[str, int]:
 
 
 def _person(rng: random.Random) -> tuple[str, dict[str, str]]:
-    """Draw a name and consistent attribute values (graduation 22-27 years after birth)."""
+    """Draw a name and the person's attribute values (graduation year 1950-2020)."""
     name = rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
     return name, {
         "hometown": rng.choice(CITIES),
@@ -168,8 +168,7 @@ def generate_synthetic(n_examples: int, seed: int) -> list[dict]:
     """Return `n_examples` flattened SQuAD records, the same ones for the same seed."""
     if n_examples < 0:
         raise ValueError(f"n_examples must be >= 0, got {n_examples}")
-    records = _records(seed)
-    return [next(records) for _ in range(n_examples)]
+    return list(islice(_records(seed), n_examples))
 
 
 def synthetic_dataset(split: str, seed: int = 13) -> list[dict]:

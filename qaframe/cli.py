@@ -40,21 +40,23 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
-def debug_enabled() -> bool:
-    """Whether tracebacks were asked for (--debug or QAFRAME_DEBUG=1)."""
-    return "--debug" in sys.argv[1:] or os.environ.get("QAFRAME_DEBUG", "") not in ("", "0")
+def debug_enabled(argv: list[str] | None) -> bool:
+    """Whether tracebacks were asked for (--debug in `argv`, sys.argv[1:] when None, or QAFRAME_DEBUG=1)."""
+    args = sys.argv[1:] if argv is None else argv
+    return "--debug" in args or os.environ.get("QAFRAME_DEBUG", "") not in ("", "0")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qaframe")
-@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
-def cli(debug: bool) -> None:
+# declared for parsing and --help only: `main` reads it with `debug_enabled`, outside click, where errors are caught
+@click.option("--debug", is_flag=True, expose_value=False, help="Show full tracebacks instead of one-line errors.")
+def cli() -> None:
     """Fine-tune, evaluate and serve extractive question-answering models (Korean first)."""
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
-    debug = debug_enabled()
+    debug = debug_enabled(argv)
     try:
         result = cli.main(args=argv, prog_name="qaframe", standalone_mode=False)
     except click.Abort:

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from qaframe.errors import UserError
+from qaframe.io import cache_root
 
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
@@ -115,7 +115,7 @@ class RunConfig:
                                "minutes).", choices=COMPILE_MODES)
     # runs, outputs and caches
     output_dir: Path | None = option(None, "Where config, checkpoints, model and predictions go; default runs/<corpus>-<model>.", "path")
-    cache_dir: Path | None = option(None, "Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.", "path")
+    cache_dir: Path | None = option(None, "Feature cache folder; default $QAFRAME_CACHE_DIR, else $XDG_CACHE_HOME/qaframe, else ~/.cache/qaframe.", "path")
     overwrite_cache: bool = option(False, "Rebuild the features even when the cache holds them.", "bool")
     resume: str | None = option(None, "Resume training from a checkpoint file, or `last` for <output-dir>/checkpoints/last.ckpt.")
     limit_train_batches: float | None = option(None, "Smoke runs: training batches per epoch (an integer) or a fraction such as 0.25 (1.0: all).", "count")
@@ -177,10 +177,10 @@ class RunConfig:
         return Path("runs") / f"{self.corpus}-{Path(self.model.rstrip('/')).name}"
 
     def resolved_cache_dir(self) -> Path:
-        """The feature cache folder: --cache-dir, else $QAFRAME_CACHE_DIR, else ~/.cache/qaframe."""
+        """The feature cache folder: --cache-dir, else qaframe's cache folder (`qaframe.io.cache_root`)."""
         if self.cache_dir is not None:
             return Path(self.cache_dir)
-        return Path(os.environ.get("QAFRAME_CACHE_DIR") or Path.home() / ".cache" / "qaframe")
+        return cache_root()
 
     def with_model_defaults(self, random_init: bool) -> "RunConfig":
         """A copy with the options left unset filled in for a random-init or a pretrained model (MODEL_DEFAULTS);

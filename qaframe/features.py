@@ -61,13 +61,18 @@ def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
     return host.create("featurizer", name, settings)  # contract checked, re-entry refused
 
 
+def no_offsets(featurizer_name: str) -> UserError:
+    """The error for a featurizer whose windows carry no offsets, which evaluation and prediction decode answers through."""
+    return UserError(
+        f"featurizer '{featurizer_name}' makes no offset mapping (as an origin-style function), so its windows cannot be "
+        "decoded into answers; use --featurizer sliding-window, or port it to a Featurizer that records offsets (docs/hooks.md)"
+    )
+
+
 def require_offsets(features: Features, featurizer_name: str) -> None:
-    """UserError when features lack the offsets and example indices that evaluation and prediction need."""
+    """UserError when features lack the offsets that evaluation and prediction need."""
     if features.offsets is None:
-        raise UserError(
-            f"featurizer '{featurizer_name}' makes no offset mapping (origin-style function), so its windows cannot be "
-            "decoded into answers; evaluate and predict with --featurizer sliding-window"
-        )
+        raise no_offsets(featurizer_name)
 
 
 def _code_version(fn: Callable) -> str:
@@ -78,8 +83,6 @@ def _code_version(fn: Callable) -> str:
 
 class OriginFeaturizer:
     """Wraps an origin-style `fn(examples, tokenizer, args) -> list[dict]` for training; it cannot produce offsets."""
-
-    produces_offsets = False
 
     def __init__(self, name: str, function: Callable, settings: FeaturizerSettings):
         self.name = name

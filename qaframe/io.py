@@ -1,7 +1,8 @@
-"""Atomic writes (temporary file in the same folder, fsync, rename) so nothing is ever left half-written.
+"""Files: atomic writes (temporary file in the same folder, fsync, rename), JSON parsing, the cache folder.
 
 A text file or folder that cannot be written (read-only, a file where a folder should be, a
-full disk) is a UserError naming the path.
+full disk) is a UserError naming the path, and so is JSON that cannot be parsed. Nothing is
+ever left half-written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,29 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from qaframe.errors import UserError
+
+
+def cache_root() -> Path:
+    """qaframe's cache folder (features, downloaded KorQuAD): $QAFRAME_CACHE_DIR, else $XDG_CACHE_HOME/qaframe, else ~/.cache/qaframe."""
+    if os.environ.get("QAFRAME_CACHE_DIR"):
+        return Path(os.environ["QAFRAME_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qaframe"
+
+
+def parse_json(text: str, where: str | Path, hint: str, *, line: int | None = None) -> Any:
+    """Parse JSON text; when it cannot be read, a UserError naming `where` (line and column where known), what is wrong and `hint`.
+
+    `line` is the text's line number in `where` when the text is one line of a JSON-lines file.
+    """
+    place = f"{where}:{line}" if line else f"{where}"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"{where}:{line or error.lineno}:{error.colno}: malformed JSON: {error.msg}; {hint}") from error
+    except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
+        raise UserError(f"{place}: holds an integer of thousands of digits (too long to read); {hint}") from None
+    except RecursionError:
+        raise UserError(f"{place}: JSON nested too deeply to read; {hint}") from None
 
 
 def check_writable_folder(folder: str | Path, label: str) -> None:

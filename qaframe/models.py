@@ -1,4 +1,6 @@
-"""What `--model NAME` means: an alias, a local folder or a hub id; loading its tokenizer and config; its position limit.
+"""What `--model NAME` means and how the model is run: an alias, a local folder or a hub id; a quick check
+that the hub is reachable; loading its tokenizer and config; its position limit; the inputs a batch gives
+the model (`model_inputs`); the kernel choices on a CUDA GPU.
 
 transformers is imported inside the functions so that importing this module stays cheap.
 """

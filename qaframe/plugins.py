@@ -13,7 +13,6 @@ import functools
 import logging
 import os
 import re
-from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Iterable
 
@@ -46,18 +45,9 @@ PROTOCOLS = {"corpus": Corpus, "featurizer": Featurizer, "metric": Metric, "refi
 EXTENSIONS = {"refiner": TrainableRefiner}
 
 
-@dataclass(frozen=True)
-class LoadedPlugin:
-    """A plugin object registered with the manager, and where it came from."""
-
-    provider: Provider
-    builtin: bool
-
-
-def disabled_names(value: str | None = None) -> set[str]:
+def disabled_names() -> set[str]:
     """The plugin or distribution names that QAFRAME_DISABLE_PLUGINS asks to skip."""
-    value = os.environ.get(DISABLE_ENV, "") if value is None else value
-    return {part.strip() for part in value.split(",") if part.strip()}
+    return {part.strip() for part in os.environ.get(DISABLE_ENV, "").split(",") if part.strip()}
 
 
 def factory_signature(kind: str) -> str:
@@ -80,19 +70,20 @@ class PluginHost:
     def __init__(self) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
-        self.plugins: dict[str, LoadedPlugin] = {}
+        self.plugins: dict[str, Provider] = {}  # registered plugin name -> where it came from
         self.broken: list[BrokenPlugin] = []
         self.disabled: list[Provider] = []  # skipped because QAFRAME_DISABLE_PLUGINS names them
         self._registries: dict[str, Registry] | None = None
         self._failed_hooks: tuple[BrokenPlugin, ...] = ()
 
     # -- loading -----------------------------------------------------------------
-    def load_entry_points(self, group: str = ENTRY_POINT_GROUP, disabled: Iterable[str] | None = None) -> None:
-        """Load every plugin declared in the entry-point group, recording the ones that fail."""
+    def load_entry_points(self, disabled: Iterable[str] | None = None) -> None:
+        """Load every plugin declared in the entry-point group, recording the ones that fail; skip `disabled`
+        (plugin or distribution names, or "third-party"; QAFRAME_DISABLE_PLUGINS when None)."""
         skip = disabled_names() if disabled is None else set(disabled)
         skip_distributions = {_distribution_key(name) for name in skip}
         names, distributions = [], set()
-        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else "unknown"
             provider = Provider(ep.name, dist, ep.dist.version if ep.dist else "?")
             builtin = dist == BUILTIN_DISTRIBUTION
@@ -106,7 +97,7 @@ class PluginHost:
             except Exception as error:  # a third party's import error must not break qaframe
                 self.broken.append(BrokenPlugin(provider, _error_line(error)))
                 continue
-            self.register(plugin, provider, builtin=builtin)
+            self.register(plugin, provider)
         unmatched = sorted(n for n in skip - {"third-party"} - set(names) if _distribution_key(n) not in distributions)
         if unmatched:
             log.warning(
@@ -114,7 +105,7 @@ class PluginHost:
                 DISABLE_ENV, ", ".join(unmatched), ", ".join(names) or "none",
             )
 
-    def register(self, plugin: object, provider: Provider | str, *, builtin: bool = False) -> bool:
+    def register(self, plugin: object, provider: Provider | str) -> bool:
         """Register one plugin object (a module or instance with hook implementations).
 
         Returns False (and records it as broken) when its hooks do not match the specs,
@@ -135,7 +126,7 @@ class PluginHost:
                 self.manager.unregister(plugin)
             self.broken.append(BrokenPlugin(provider, problem))
             return False
-        self.plugins[provider.plugin] = LoadedPlugin(provider, builtin)
+        self.plugins[provider.plugin] = provider
         return True
 
     def _no_hooks(self, plugin: object) -> str:
@@ -162,8 +153,7 @@ class PluginHost:
         for kind, plural in KINDS.items():
             hook = getattr(self.manager.hook, f"register_{plural}")
             for impl in hook.get_hookimpls():
-                loaded = self.plugins.get(impl.plugin_name)
-                provider = loaded.provider if loaded else Provider(impl.plugin_name, "in-process", "-")
+                provider = self.plugins.get(impl.plugin_name) or Provider(impl.plugin_name, "in-process", "-")
                 if provider.plugin in failed:
                     continue
 
@@ -235,10 +225,10 @@ class PluginHost:
         return rows
 
 
-def new_host(disabled: Iterable[str] | None = None) -> PluginHost:
+def new_host() -> PluginHost:
     """A fresh PluginHost with every installed plugin loaded from entry points."""
     host = PluginHost()
-    host.load_entry_points(disabled=disabled)
+    host.load_entry_points()
     return host
 
 

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 from qaframe import plugins
-from qaframe.data import LengthGroupedBatchSampler, PadCollator, example_lengths
+from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, example_lengths, left_aligned
 from qaframe.decoding import postprocess
 from qaframe.errors import UserError
 from qaframe.features import build_featurizer
-from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_tokenizer, model_inputs, native_bf16,
-                             position_limit, takes_prepared_mask)
-from qaframe.task import UNSEEN, left_aligned
+from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, model_inputs,
+                             native_bf16, position_limit, takes_prepared_mask)
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
 METADATA_FILE = "qaframe.json"
@@ -134,6 +133,13 @@ class Predictor:
         spec = ModelSpec(source=str(folder), trust_remote_code=trust_remote_code)
         host = plugins.get_host()
         tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+        # everything qaframe.json names is checked before the weights are read (a head of another kind may have no config.json)
+        config = load_config(spec, trust_remote_code=trust_remote_code) if (folder / "config.json").is_file() else None
+        featurizer = metadata_featurizer(metadata, folder, spec, config, tokenizer)
+        refiner_name = metadata.get("refiner", "none")
+        refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
+        if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
+            load_refiner_state(refiner, folder / REFINER_STATE_FILE)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
         if as_trained:
             dtype, precision = torch.float32, metadata.get("precision", "32")
@@ -143,11 +149,6 @@ class Predictor:
         model.to(device, dtype=dtype).eval()
         if torch.device(device).type == "cuda":
             configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
-        featurizer = metadata_featurizer(metadata, folder, spec, getattr(model, "config", None), tokenizer)
-        refiner_name = metadata.get("refiner", "none")
-        refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
-        if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
-            load_refiner_state(refiner, folder / REFINER_STATE_FILE)
         name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
@@ -189,12 +190,13 @@ class Predictor:
 
 
 def default_settings(spec: ModelSpec, config, tokenizer) -> dict[str, int]:
-    """Featurizer settings for a folder without qaframe.json: 384 tokens, 64 for the question and an
-    overlap of 128, each shrunk to fit a model with fewer positions."""
-    length = min(384, position_limit(spec, config) or 512)
-    query = min(64, length // 4)
+    """Featurizer settings for a folder without qaframe.json: FeaturizerSettings' defaults (384 tokens,
+    64 for the question, an overlap of 128), each shrunk to fit a model with fewer positions."""
+    defaults = FeaturizerSettings()
+    length = min(defaults.max_seq_length, position_limit(spec, config) or 512)
+    query = min(defaults.max_query_length, length // 4)
     room = length - query - tokenizer.num_special_tokens_to_add(pair=True)
-    return {"max_seq_length": length, "doc_stride": min(128, room // 2), "max_query_length": query}
+    return {"max_seq_length": length, "doc_stride": min(defaults.doc_stride, room // 2), "max_query_length": query}
 
 
 def metadata_featurizer(metadata: dict, folder: Path, spec: ModelSpec, config, tokenizer):

@@ -48,12 +48,11 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
-from qaframe.data import QADataModule
 from qaframe.errors import UserError
-from qaframe.features import build_featurizer, load_or_build, require_offsets
+from qaframe.features import build_featurizer, is_origin_function, load_or_build, no_offsets, require_offsets
 from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
 from qaframe.predictor import Predictor, window_logits
-from qaframe.task import Evaluator, QATask
+from qaframe.task import Evaluator, QADataModule, QATask
 from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, ModelSpec, OptimizerSettings, SchedulerSettings,
                            TrainableRefiner, check_examples)
 
@@ -126,10 +125,21 @@ def _load_split(corpus, name: str, split: str, echo: Echo):
     _require_split(corpus, name, split)
     loaded = corpus.load(split)
     check_examples(loaded.examples, f"corpus '{name}', {split} split")
-    if loaded.repaired or loaded.skipped:
-        echo(f"{split}: repaired {len(loaded.repaired)} answer offsets, skipped {len(loaded.skipped)} answers or records"
-             + (f" (first: {loaded.skipped[0][0]}: {loaded.skipped[0][1]})" if loaded.skipped else ""))
+    parts = []
+    if loaded.repaired:
+        parts.append(f"repaired {len(loaded.repaired)} answers (answer_start moved to the nearest occurrence of the text, or "
+                     f"invisible characters trimmed from its ends): {_first_few(loaded.repaired)}")
+    if loaded.skipped:
+        parts.append(f"skipped {len(loaded.skipped)} answers or records: "
+                     f"{_first_few([f'{record} ({reason})' for record, reason in loaded.skipped])}")
+    if parts:
+        files = ", ".join(str(path) for path in loaded.files)
+        echo(f"{split}{f' ({files})' if files else ''}: " + "; ".join(parts))
     return loaded
+
+
+def _first_few(items: list[str], shown: int = 5) -> str:
+    return ", ".join(items[:shown]) + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
 
 
 def create_metric(host, name: str):
@@ -178,6 +188,8 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
     host = plugins.get_host()
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
+    if is_origin_function(host.registry("featurizer").get(config.featurizer).factory):
+        raise no_offsets(config.featurizer)  # a run evaluates on dev, which decodes answers through the offsets
     corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
     for split in ("train", "dev"):
         _require_split(corpus, config.corpus, split)
@@ -485,6 +497,7 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     host = plugins.get_host()
     corpus = host.create("corpus", corpus_name, options)
     metric = create_metric(host, corpus.metric)
+    loaded = _load_split(corpus, corpus_name, split, echo)  # a bad file is reported before the weights load
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code, as_trained=True)
     refiner_name = refiner or predictor.metadata.get("refiner") or corpus.refiner
     if refiner_name == predictor.metadata.get("refiner", "none"):
@@ -494,7 +507,6 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
         if isinstance(refiner_obj, TrainableRefiner):
             refiner_obj.fit(_load_split(corpus, corpus_name, "train", echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
-    loaded = _load_split(corpus, corpus_name, split, echo)
     cache = cache_dir or RunConfig().resolved_cache_dir()
     features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
     start_time = time.perf_counter()

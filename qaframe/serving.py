@@ -4,7 +4,8 @@ Endpoints: `POST /predict`, `POST /predict/batch`, `GET /health`, `GET /` (the p
 for the last two. Served on a loopback address, the app answers only requests addressed to
 it by a loopback name (`HostCheck`).
 Every client mistake gets a JSON body `{"error": "..."}`: 413 for a body over the limit,
-400 for a body that is not JSON, 422 for wrong types, empty or whitespace-only text,
+400 for a body that is not JSON, 422 for wrong types, text that is blank (only spaces and
+invisible characters) or not valid Unicode,
 `top_k` outside 1..20, a context or batch over its limit, or input the model cannot take.
 
 Inference runs in worker threads so the event loop keeps answering (e.g. `/health`)
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from qaframe.errors import UserError
+from qaframe.text import unusable_text
 
 MAX_TOP_K = 20
 PAGE_POLICY = (
@@ -181,13 +183,10 @@ def describe_validation(error: RequestValidationError) -> tuple[int, str]:
 
 
 def check_text(value: str, where: str, limit: int) -> None:
-    """Refuse empty, whitespace-only, unencodable or over-long text."""
-    if not value.strip():
-        raise ClientError(422, f"{where}: must not be empty or only whitespace")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ClientError(422, f"{where}: contains an unpaired surrogate; send valid Unicode text") from None
+    """Refuse the text `qaframe predict` refuses (`unusable_text`) and over-long text."""
+    reason = unusable_text(value)
+    if reason:
+        raise ClientError(422, f"{where}: is {reason}")
     if len(value) > limit:
         raise ClientError(422, f"{where}: is {len(value):,} characters, the limit is {limit:,}; send a shorter text")
 

@@ -1,4 +1,5 @@
-"""QATask, the LightningModule: the model logic only (loss, optimizer wiring, evaluation over windows).
+"""The Lightning pieces: QATask, the LightningModule (model logic only: loss, optimizer wiring, evaluation over
+windows), and QADataModule, which serves train and dev Features as batches (qaframe.data).
 
 The model comes from a head factory and the optimizer and scheduler from injected factories
 (the runner builds all three from the registries). The scheduler is returned under
@@ -24,11 +25,13 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 
+from torch.utils.data import DataLoader
+
+from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, ResumableDataLoader, example_lengths, left_aligned
 from qaframe.decoding import postprocess
 from qaframe.models import model_inputs, takes_prepared_mask
 from qaframe.types import Features, Metric, QAExample, Refiner
 
-UNSEEN = -1e4  # logit given to the columns of windows that evaluation did not reach (smoke-run limits)
 
 
 @dataclass
@@ -82,14 +85,6 @@ class Evaluator:
             {k: v for k, v in decoded.predictions.items() if k in keep},
             {k: v for k, v in decoded.nbest.items() if k in keep},
         )
-
-
-def left_aligned(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Shift each row so column j is token j of its window, whatever side the batch was padded on."""
-    width = logits.shape[1]
-    first = attention_mask.int().argmax(dim=1, keepdim=True)  # 0 for right padding, the pad count for left
-    index = (torch.arange(width, device=logits.device)[None, :] + first).clamp(max=width - 1)
-    return logits.gather(1, index)
 
 
 class QATask(pl.LightningModule):
@@ -200,3 +195,73 @@ class QATask(pl.LightningModule):
         windows, start, end = (g.reshape(-1, *g.shape[2:]) for g in gathered)
         keep = windows >= 0
         return windows[keep], start[keep], end[keep]
+
+
+class QADataModule(pl.LightningDataModule):
+    """Train and dev Features as DataLoaders with per-batch padding and length-grouped batches."""
+
+    def __init__(self, train: Features | None, dev: Features | None, *, pad_token_id: int, padding_side: str = "right",
+                 train_batch_size: int = 32, eval_batch_size: int = 64, seed: int = 0, group_by_length: bool = True,
+                 pad_to_multiple_of: int = 1, num_workers: int = 0, pin_memory: bool = False):
+        super().__init__()
+        self.train_features = train
+        self.dev_features = dev
+        self.pad_token_id = pad_token_id
+        self.padding_side = padding_side
+        self.train_batch_size = train_batch_size
+        self.eval_batch_size = eval_batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.train_loader: ResumableDataLoader | None = None  # the latest train_dataloader()
+        self._train_state: dict[str, Any] | None = None  # a checkpoint's training position, for a train loader not built yet
+
+    def _shard(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, features: Features, batch_size: int, shuffle: bool) -> DataLoader:
+        replicas, rank = self._shard()
+        sampler = LengthGroupedBatchSampler(
+            features.lengths if shuffle else example_lengths(features), batch_size, shuffle=shuffle, seed=self.seed, group_by_length=self.group_by_length,
+            num_replicas=replicas, rank=rank,
+        )
+        loader = ResumableDataLoader if shuffle else DataLoader  # only training is checkpointed in mid-epoch
+        return loader(
+            range(len(features)),
+            batch_sampler=sampler,
+            collate_fn=PadCollator(features, self.pad_token_id, self.padding_side, self.pad_to_multiple_of),
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> ResumableDataLoader:
+        """Shuffled, length-grouped training batches of this rank, from a resumed checkpoint's position (load_state_dict)."""
+        self.train_loader = self._loader(self.train_features, self.train_batch_size, shuffle=True)
+        if self._train_state is not None:
+            self.train_loader.load_state_dict(self._train_state)
+            self._train_state = None
+        return self.train_loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training loader's position, kept in checkpoints here as well as under Lightning's fit loop.
+
+        Lightning 2.6 gives a loader its state back from the fit loop only where nothing built the
+        loader before the checkpoint was read; QATask's `trainer.estimated_stepping_batches` does
+        under --max-epochs (Lightning issue #20550). The datamodule's own state is always read back.
+        Where both are, they are the same state, set twice.
+        """
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self.train_loader is not None:  # strategies that restore after setup (FSDP, DeepSpeed) have built it
+            self.train_loader.load_state_dict(state_dict["train_loader"])
+        else:
+            self._train_state = state_dict["train_loader"]
+
+    def val_dataloader(self) -> DataLoader:
+        """Dev batches of this rank, sorted by length, each example's windows together."""
+        return self._loader(self.dev_features, self.eval_batch_size, shuffle=False)

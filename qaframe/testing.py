@@ -31,10 +31,10 @@ from qaframe.types import (
 )
 
 
-def isolated_host(third_party: bool = False) -> PluginHost:
-    """A new PluginHost with qaframe's built-ins (and, if asked, the installed third-party plugins)."""
+def isolated_host() -> PluginHost:
+    """A new PluginHost with qaframe's built-ins only."""
     host = PluginHost()
-    host.load_entry_points(disabled=() if third_party else ("third-party",))
+    host.load_entry_points(disabled=("third-party",))
     return host
 
 

@@ -5,7 +5,7 @@ KcBERT's vocabulary knows Hangul only composed (NFC); text pasted from some syst
 decomposed (NFD jamo). The featurizer tokenizes the NFC form and refiners read it, while every
 offset a user sees points into the original text. `to_nfc` normalizes unit by unit (a base
 character with the marks or jamo that compose with it) and records where each NFC character
-came from; the two position functions move a boundary between the two texts.
+came from; the three position functions move a boundary between the two texts.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from typing import Any
 
 import numpy as np
 
-# zero-width characters, direction marks and the BOM: invisible, and never covered by a token's offsets
-INVISIBLE = "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2066\u2067\u2068\u2069\ufeff"
-BLANK = re.compile(f"[\\s{INVISIBLE}]*")
 SURROGATE = re.compile("[\ud800-\udfff]")  # only an unpaired \uXXXX escape in JSON (or a bad terminal) puts one in a str
 # a character with the combining marks or Hangul jamo that NFC may compose into it
 UNIT = re.compile(r"[\u1100-\u115f][\u1160-\u11a7]?[\u11a8-\u11ff]?|.[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u3099\u309a\u11a8-\u11ff]*", re.S)
@@ -28,7 +25,7 @@ def unusable_text(value: Any) -> str | None:
     """Why `value` cannot be a question, context or answer text (not a string, blank, a lone surrogate), or None."""
     if not isinstance(value, str):
         return "missing or not a string" if value is None else f"not a string ({type(value).__name__})"
-    if BLANK.fullmatch(value):
+    if all(blank(character) for character in value):
         return "empty (or only spaces and invisible characters)"
     if SURROGATE.search(value):
         return "not valid Unicode (an unpaired surrogate such as \\ud800)"

@@ -47,7 +47,7 @@ class CorpusSplit:
 
     examples: list[QAExample]
     files: tuple[Path, ...] = ()
-    repaired: list[str] = field(default_factory=list)  # example ids whose answer_start was moved
+    repaired: list[str] = field(default_factory=list)  # example ids whose answer was moved or trimmed of invisible ends
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (example id, reason)
 
 

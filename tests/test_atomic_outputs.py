@@ -228,13 +228,13 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path
     written = earlier_results(out)
     command = [*TINY_RUN, "--max-steps", "100000", "--max-epochs", "1000", "--output-dir", str(out),
                "--cache-dir", str(tmp_path / "cache")]
-    process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
-    for _ in range(600):  # config.yaml is written just before training starts
-        if (out / "config.yaml").exists() or process.poll() is not None:
-            break
-        time.sleep(0.2)
-    time.sleep(3)
+    with open(tmp_path / "stdout", "wb") as stdout:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=stdout,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
+    deadline = time.monotonic() + 240
+    while b"Epoch 0" not in (tmp_path / "stdout").read_bytes():  # Lightning's progress bar (on stdout): training has started
+        assert process.poll() is None and time.monotonic() < deadline, "training did not start"
+        time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err.decode(errors="replace")[-2000:]

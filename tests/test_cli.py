@@ -56,9 +56,13 @@ def test_bad_flag_is_exit_2(with_failing_command, capsys, monkeypatch):
 
 
 def test_debug_shows_the_traceback(with_failing_command, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["qaframe", "--debug", "failing", "--fail", "user"])
+    monkeypatch.delenv("QAFRAME_DEBUG", raising=False)
     with pytest.raises(UserError):
         cli_module.main(["--debug", "failing", "--fail", "user"])
+    monkeypatch.setattr(sys, "argv", ["pytest", "--debug"])  # main(argv) reads the argv it is given, not sys.argv
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(["failing", "--fail", "user"])
+    assert exit_info.value.code == 2
 
 
 def test_internal_error_is_one_line_without_debug(with_failing_command, capsys, monkeypatch):
@@ -155,17 +159,26 @@ def test_predict_output_write_failure_is_one_line(capsys, monkeypatch, tmp_path,
 
 
 @pytest.mark.parametrize("line, message", [
-    ('{"id": ' + "1" * 5000 + ', "question": "q", "context": "c"}', "line 2: holds an integer of thousands of digits"),
-    ("[" * 100_000, "line 2: JSON nested too deeply"),
-    ('{"question": "q\\ud800", "context": "c"}', "line 2: 'question' is not valid Unicode (an unpaired surrogate"),
-    ('{"question": "q", "context": "\\udc00c"}', "line 2: 'context' is not valid Unicode (an unpaired surrogate"),
-    ('{"id": "\\ud800", "question": "q", "context": "c"}', "line 2: 'id' is not valid Unicode (an unpaired surrogate"),
+    ('{"id": ' + "1" * 5000 + ', "question": "q", "context": "c"}', ":2: holds an integer of thousands of digits"),
+    ("[" * 100_000, ":2: JSON nested too deeply"),
+    ('{"question": "q\\ud800", "context": "c"}', ":2: 'question' is not valid Unicode (an unpaired surrogate"),
+    ('{"question": "q", "context": "\\udc00c"}', ":2: 'context' is not valid Unicode (an unpaired surrogate"),
+    ('{"id": "\\ud800", "question": "q", "context": "c"}', ":2: 'id' is not valid Unicode (an unpaired surrogate"),
+    ('["q", "c"]', ":2: expected a JSON object with question and context, got list"),
 ])
 def test_predict_unreadable_input_line_is_one_line(capsys, monkeypatch, questions_file, line, message):
     with open(questions_file, "a", encoding="utf-8") as out:
         out.write(line + "\n")
     assert run_main(monkeypatch, ["predict", *NO_MODEL, "--input", str(questions_file)]) == 2
-    assert f"Error: {questions_file} {message}" in one_line_error(capsys)
+    assert f"Error: {questions_file}{message}" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("flag", ["--question", "--context"])
+@pytest.mark.parametrize("invisible", ["\u200b\u200b", "\ufeff", "\u2063\u2063", "\u00ad", " \u2063\n"])
+def test_predict_argument_of_only_invisible_characters_is_one_line(capsys, monkeypatch, flag, invisible):
+    argv = ["predict", *NO_MODEL, *ONE_QUESTION, flag, invisible]
+    assert run_main(monkeypatch, argv) == 2
+    assert f"Error: {flag} is empty (or only spaces and invisible characters)" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize("flag", ["--question", "--context"])

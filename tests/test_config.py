@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from plugins_for_tests import mlp_head
 
 from qaframe import cli as cli_module
 from qaframe.config import MODEL_DEFAULTS, RunConfig
@@ -31,6 +32,25 @@ def test_defaults_are_the_offline_quickstart():
     assert config.max_seq_length <= 300  # fits KcBERT's position table
     assert config.group_by_length and not config.compile and not config.trust_remote_code
     assert config.resolved_output_dir() == Path("runs/synthetic-tiny")
+
+
+@pytest.mark.parametrize("qaframe_cache, xdg_cache, root", [
+    ("q", "x", "q"),
+    (None, "x", "x/qaframe"),
+    (None, None, "home/.cache/qaframe"),
+], ids=["QAFRAME_CACHE_DIR", "XDG_CACHE_HOME", "home"])
+def test_features_and_downloaded_korquad_share_one_cache_root(qaframe_host, monkeypatch, tmp_path, qaframe_cache, xdg_cache, root):
+    from qaframe.types import CorpusOptions
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in (("QAFRAME_CACHE_DIR", qaframe_cache), ("XDG_CACHE_HOME", xdg_cache)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value))
+    assert RunConfig().resolved_cache_dir() == tmp_path / root
+    assert qaframe_host.create("corpus", "korquad", CorpusOptions()).data_dir == tmp_path / root / "korquad"
+    assert RunConfig(cache_dir=Path("mine")).resolved_cache_dir() == Path("mine")
 
 
 def test_recipe_defaults_depend_on_whether_the_model_starts_from_random_weights():
@@ -208,10 +228,13 @@ def test_max_steps_alone_trains_that_many_steps(printed_and_trained):
     (["--learning-rate", "0.5"], "--learning-rate 0.5 differs from the 0.001 the checkpoint was trained with"),
     (["--scheduler", "cosine"], "--scheduler cosine differs from the linear-warmup the checkpoint was trained with"),
     (["--model", "tiny-copy"], "--model tiny-copy differs from the tiny the checkpoint was trained with"),
+    (["--weight-decay", "0.1"], "--weight-decay 0.1 differs from the 0.01 the checkpoint was trained with"),
+    (["--head", "mlp-span"], "--head mlp-span differs from the span the checkpoint was trained with"),
 ])
 @pytest.mark.parametrize("print_config", [True, False], ids=["print-config", "run"])
 def test_resume_refuses_an_option_the_checkpoint_holds(printed_and_trained, monkeypatch, capsys, tmp_path, tiny_model_dir,
-                                                       change, message, print_config):
+                                                       register_plugin, change, message, print_config):
+    register_plugin(mlp_head, name="mlp-head-plugin")  # a head of another kind, for --head
     shutil.copytree(tiny_model_dir, tmp_path / "tiny-copy")
     output = tmp_path / "out"
     shutil.copytree(printed_and_trained[1], output)

@@ -327,5 +327,5 @@ def test_origin_style_function_plugs_in_for_training_only(register_plugin, kcber
     assert features.offsets is None and features.example_index.tolist() == [0, 1]
     assert features.lengths.tolist()[0] == 32 and features.lengths.tolist()[1] < 32  # padding removed
     assert features.token_type_ids is not None and features.input_ids[features.row_splits[1]] == kcbert_tokenizer.cls_token_id
-    with pytest.raises(UserError, match="makes no offset mapping .* evaluate and predict with --featurizer sliding-window"):
+    with pytest.raises(UserError, match="makes no offset mapping .* use --featurizer sliding-window, or port it to a Featurizer"):
         require_offsets(features, featurizer.name)

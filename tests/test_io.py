@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -22,11 +23,20 @@ def test_write_json_replaces_and_uses_the_umask(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["metrics.json"]
 
 
-def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+def test_a_write_that_fails_half_way_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "predictions.json"
     io.write_text(target, "old")
-    with pytest.raises(TypeError):
-        io.write_json(target, {"not serializable": object()})
+    write_text = Path.write_text
+
+    def half_then_a_full_disk(path, data, *args, **kwargs):
+        write_text(path, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", half_then_a_full_disk)
+    with pytest.raises(UserError) as info:
+        io.write_text(target, "new " * 1000)
+    monkeypatch.undo()
+    assert str(info.value) == f"cannot write {target}: No space left on device"
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["predictions.json"]
 

@@ -168,7 +168,7 @@ def corpus_ceilings(qaframe_host, tokenizer, corpus_name: str) -> dict:
     learned = LearnedSuffix()
     learned.fit(train, tokenizer)
     features = SlidingWindowFeaturizer(FeaturizerSettings(max_seq_length=300)).featurize(dev, tokenizer)
-    assert len(gold_token_spans(dev, features)) == len(dev)
+    assert len(gold_token_spans(features)) == len(dev)
     return exact_match_ceilings(dev, features, {"none": None, "korean-particles": KoreanParticles(), "learned-suffix": learned})
 
 

@@ -68,10 +68,10 @@ def predict(capsys, folder: Path) -> tuple[int, str, str]:
 
 
 def error_line(err: str) -> str:
-    """The one line of an `Error: ...` stderr, asserting there is exactly one (progress bars aside)."""
-    lines = [line for line in err.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, err
-    return lines[0]
+    """The `Error: ...` line of stderr, asserting that stderr is that one line: qaframe.json is checked before the
+    weights are loaded, so not even their progress bar comes first."""
+    assert err.count("\n") == 1 and err.startswith("Error:"), err
+    return err.strip()
 
 
 @pytest.mark.parametrize("metadata, expected", [
@@ -140,12 +140,16 @@ def test_valid_metadata_still_answers_and_keeps_its_settings(capsys, model_folde
     assert (predictor.n_best_size, predictor.max_answer_length, predictor.precision) == (5, 12, "bf16-mixed")
     assert predictor.featurizer.settings.max_seq_length == 64 and predictor.refiner is None
     code, out, err = predict(capsys, model_folder)
-    assert code == 0 and out.strip(), err
+    assert code == 0 and out.count("\n") == 1, err  # one answer: a span of the context, a tab, its score
+    text, score = out.rstrip("\n").split("\t")
+    assert text and text in "한라산의 높이는 1,947미터이다." and 0 <= float(score) <= 1
 
 
 def test_plain_folder_without_metadata_still_answers(capsys, model_folder):
     code, out, err = predict(capsys, model_folder)
-    assert code == 0 and out.strip(), err
+    assert code == 0 and out.count("\n") == 1, err  # one answer: a span of the context, a tab, its score
+    text, score = out.rstrip("\n").split("\t")
+    assert text and text in "한라산의 높이는 1,947미터이다." and 0 <= float(score) <= 1
 
 
 def test_the_exported_model_is_readable_by_others(tiny_model_dir, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,7 +13,7 @@ import torch
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.models import (HUB_PROBE_SECONDS, PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, configure_cuda_kernels,
+from qaframe.models import (PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, configure_cuda_kernels,
                             hub_unreachable, load_config, load_tokenizer, model_inputs, position_limit, resolve_model, takes_prepared_mask)
 from qaframe.types import FeaturizerSettings, ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
@@ -143,15 +142,24 @@ def unreachable_hub(monkeypatch, tmp_path):
 
 
 def test_an_uncached_hub_model_without_network_fails_at_once_in_one_line(unreachable_hub, monkeypatch, capsys, tmp_path):
+    import huggingface_hub.constants
+
+    import qaframe.models
     from qaframe import cli
 
+    probed = []
+
+    def probe(endpoint):  # the real probe, counted
+        probed.append(endpoint)
+        return hub_unreachable(endpoint)
+
+    monkeypatch.setattr(qaframe.models, "hub_unreachable", probe)
     monkeypatch.setattr(sys, "argv", ["qaframe"])
-    began = time.perf_counter()
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["run", "--corpus", "sample", "--model", "nobody-here/no-such-model", "--output-dir", str(tmp_path / "o"),
                   "--cache-dir", str(tmp_path / "c")])
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and time.perf_counter() - began < HUB_PROBE_SECONDS + 5
+    assert exit_info.value.code == 2 and probed == [huggingface_hub.constants.ENDPOINT]  # one connection attempt, no retries
     assert "'nobody-here/no-such-model' is not in the local Hugging Face cache and the hub cannot be reached (127.0.0.1: " in err
     assert "hf download nobody-here/no-such-model" in err and err.count("\n") == 1 and not (tmp_path / "o").exists()
 

@@ -13,7 +13,7 @@ from qaframe import hookimpl
 from qaframe import plugins as plugin_module
 from qaframe.cli import cli
 from qaframe.errors import UserError
-from qaframe.plugins import KINDS, PluginHost
+from qaframe.plugins import BUILTIN_DISTRIBUTION, KINDS, PluginHost
 from qaframe.registry import Provider
 from qaframe.types import CorpusSplit
 
@@ -222,7 +222,7 @@ def test_testing_fixtures_register_for_one_test(qaframe_host, register_plugin):
     register_plugin(make_plugin(register_corpora=[("only-here", corpus_factory, {})]), name="only-here-plugin")
     assert plugin_module.get_host() is qaframe_host
     assert qaframe_host.create("corpus", "only-here", 5).options == 5
-    assert all(p.builtin for name, p in qaframe_host.plugins.items() if name != "only-here-plugin")
+    assert all(p.distribution == BUILTIN_DISTRIBUTION for name, p in qaframe_host.plugins.items() if name != "only-here-plugin")
 
 
 def with_entry_points(monkeypatch, *points):

@@ -1,4 +1,10 @@
-"""Real installs: a tiny plugin distribution is pip-installed, listed by `qaframe plugins --json`, then removed."""
+"""Real installs: a tiny plugin distribution is pip-installed, listed by `qaframe plugins --json`, then removed.
+
+pip installs into a folder of the test's own (`--target`), which the `qaframe` processes get on
+PYTHONPATH: the shared environment is never changed, so an interrupted test leaves nothing
+installed for anyone. Deleting that folder's files is the uninstall (what `pip uninstall` does
+to a distribution's files; pip refuses to uninstall outside its environment).
+"""
 
 from __future__ import annotations
 
@@ -41,32 +47,30 @@ def write_distribution(root: Path, dist: str, module: str, body: str) -> Path:
     return folder
 
 
-def pip(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True)
-
-
-def plugins_json() -> list[dict]:
+def environment(site: Path, **variables: str) -> dict[str, str]:
+    """The environment of a `qaframe` process that sees what was installed into `site`, plugins not disabled unless asked."""
     env = {k: v for k, v in os.environ.items() if k != "QAFRAME_DISABLE_PLUGINS"}
-    out = subprocess.run([QAFRAME, "plugins", "--json"], capture_output=True, text=True, check=True, env=env).stdout
+    return {**env, "PYTHONPATH": str(site), **variables}
+
+
+def plugins_json(site: Path) -> list[dict]:
+    out = subprocess.run([QAFRAME, "plugins", "--json"], capture_output=True, text=True, check=True, env=environment(site)).stdout
     return json.loads(out)
 
 
 @pytest.fixture
-def installed(tmp_path):
-    """Install distributions built from source folders; uninstall them afterwards."""
-    names: list[str] = []
-
-    def install(folder: Path) -> None:
-        pip("install", "--no-deps", "--no-build-isolation", "--no-index", str(folder))
-        names.append(folder.name)
-
-    yield install
-    if names:
-        pip("uninstall", "-y", *names)
-    shutil.rmtree(tmp_path, ignore_errors=True)
+def site(tmp_path) -> Path:
+    """The folder distributions are installed into (pip --target), outside the shared environment."""
+    return tmp_path / "site"
 
 
-def test_installed_plugin_is_listed_then_gone(tmp_path, installed):
+def install(folder: Path, site: Path) -> None:
+    """pip-install the distribution built from source `folder` into `site`."""
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "install", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(site), str(folder)], check=True)
+
+
+def test_installed_plugin_is_listed_then_gone(tmp_path, site):
     folder = write_distribution(
         tmp_path,
         "qaframe-installtest-good",
@@ -83,8 +87,9 @@ def test_installed_plugin_is_listed_then_gone(tmp_path, installed):
             register("installtest-corpus", make)
         ''',
     )
-    installed(folder)
-    rows = [r for r in plugins_json() if r["name"] == "installtest-corpus"]
+    install(folder, site)
+    assert (site / "qaframe_installtest_good-1.2.3.dist-info" / "entry_points.txt").is_file()  # into the test's folder, not the shared .venv
+    rows = [r for r in plugins_json(site) if r["name"] == "installtest-corpus"]
     assert rows == [
         {
             "kind": "corpus",
@@ -97,11 +102,11 @@ def test_installed_plugin_is_listed_then_gone(tmp_path, installed):
             "override": False,
         }
     ]
-    pip("uninstall", "-y", "qaframe-installtest-good")
-    assert not [r for r in plugins_json() if r["name"] == "installtest-corpus"]
+    shutil.rmtree(site)  # uninstalled: its files are gone, the environment is otherwise the same
+    assert not [r for r in plugins_json(site) if r["name"] == "installtest-corpus"]
 
 
-def test_installed_plugin_broken_on_import(tmp_path, installed):
+def test_installed_plugin_broken_on_import(tmp_path, site):
     folder = write_distribution(
         tmp_path,
         "qaframe-installtest-broken",
@@ -111,15 +116,15 @@ def test_installed_plugin_broken_on_import(tmp_path, installed):
         import qaframe_dependency_that_is_not_installed
         ''',
     )
-    installed(folder)
-    rows = plugins_json()
+    install(folder, site)
+    rows = plugins_json(site)
     [broken] = [r for r in rows if r["distribution"] == "qaframe-installtest-broken"]
     assert broken["status"] == "broken"
     assert broken["description"] == "ModuleNotFoundError: No module named 'qaframe_dependency_that_is_not_installed'"
     assert any(r["status"] == "ok" and r["distribution"] == "qaframe" for r in rows)  # built-ins still work
 
 
-def test_installed_plugin_without_hookimpl_is_broken_until_disabled(tmp_path, installed):
+def test_installed_plugin_without_hookimpl_is_broken_until_disabled(tmp_path, site):
     folder = write_distribution(
         tmp_path,
         "qaframe-installtest-undecorated",
@@ -131,10 +136,10 @@ def test_installed_plugin_without_hookimpl_is_broken_until_disabled(tmp_path, in
             register("undecorated-corpus", dict)
         ''',
     )
-    installed(folder)
-    [broken] = [r for r in plugins_json() if r["distribution"] == "qaframe-installtest-undecorated"]
+    install(folder, site)
+    [broken] = [r for r in plugins_json(site) if r["distribution"] == "qaframe-installtest-undecorated"]
     assert broken["status"] == "broken" and broken["description"].startswith("defines no @hookimpl-decorated hooks: register_corpora")
-    env = {**os.environ, "QAFRAME_DISABLE_PLUGINS": "QAFRAME_installtest.Undecorated"}  # its distribution, however spelled
+    env = environment(site, QAFRAME_DISABLE_PLUGINS="QAFRAME_installtest.Undecorated")  # its distribution, however spelled
     done = subprocess.run([QAFRAME, "plugins", "--json"], capture_output=True, text=True, check=True, env=env)
     assert not [r for r in json.loads(done.stdout) if r["distribution"] == "qaframe-installtest-undecorated"]
     assert done.stderr == ""  # the name matched, so no warning

@@ -1,7 +1,8 @@
 """Kill and resume: a `qaframe run` killed with SIGKILL after a checkpoint, resumed with `--resume last`, ends as an uninterrupted run.
 
 The runner checkpoints after every validation, here at epoch ends (last.ckpt and the best by
-dev F1). The killed run is stopped in epoch 1, after its epoch-0 checkpoint, so `--resume last`
+dev F1). The killed run SIGKILLs itself as batch 3 of epoch 1 starts (a patched callback, so
+the kill does not race the machine's speed), after its epoch-0 checkpoint, so `--resume last`
 restarts epoch 1 from its first batch: the batch order is a function of (seed, epoch) and the dropout seed must be too,
 so on the same CPU with the same thread count (OMP_NUM_THREADS=1 here) the resumed run repeats
 the very same floating-point operations. Tolerance: exact equality of EM/F1, of the
@@ -17,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,20 @@ RUN = [sys.executable, "-m", "qaframe.cli", "run", "--corpus", "sample", "--mode
        "--max-query-length", "16"]
 SAME = ("exact_match", "f1", "exact_match_raw", "f1_raw", "examples", "best_checkpoint", "epochs", "optimizer_steps")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "QAFRAME_DEBUG": "0"}  # one thread: the same reduction order in every run
+# runs the CLI (argv[3:]) with qaframe's per-batch callback SIGKILLing the process as batch argv[2] of epoch argv[1] starts
+KILLED_AT_BATCH = """
+import os, signal, sys
+from qaframe import runner
+killed_at, seed_batch = (int(sys.argv[1]), int(sys.argv[2])), runner.BatchSeed.on_train_batch_start
+def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+    if (trainer.current_epoch, batch_idx) == killed_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    seed_batch(self, trainer, pl_module, batch, batch_idx)
+runner.BatchSeed.on_train_batch_start = on_train_batch_start
+from qaframe.cli import main
+sys.argv = ["qaframe", *sys.argv[3:]]
+main()
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -53,18 +67,6 @@ def finish(process: subprocess.Popen, folder: Path, timeout: float = 240) -> dic
     return json.loads((folder / "out" / "metrics.json").read_text(encoding="utf-8"))
 
 
-def wait_for_checkpoint(process: subprocess.Popen, path: Path, timeout: float = 180) -> None:
-    """Return once `path` exists and has stopped growing; fail when the run ends or time runs out first."""
-    deadline, size = time.monotonic() + timeout, -1
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the run ended before it could be killed"
-        if path.exists() and path.stat().st_size == size:
-            return
-        size = path.stat().st_size if path.exists() else -1
-        time.sleep(0.1)
-    pytest.fail(f"no checkpoint at {path} after {timeout} s")
-
-
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     """The exported model's tensors."""
     from safetensors.torch import load_file
@@ -74,14 +76,12 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory) -> Path:
-    """An uninterrupted reference run, and a run SIGKILLed in epoch 1 after its epoch-0 checkpoint, then resumed."""
+    """An uninterrupted reference run, and a run SIGKILLed at batch 3 of epoch 1 after its epoch-0 checkpoint, then resumed."""
     folder = tmp_path_factory.mktemp("resume")
     reference = start(folder / "reference")
-    killed = start(folder / "killed")
+    killed = start(folder / "killed", run=[sys.executable, "-c", KILLED_AT_BATCH, "1", "3", *RUN[RUN.index("run"):]])
     last = folder / "killed" / "out" / "checkpoints" / "last.ckpt"
-    wait_for_checkpoint(killed, last)  # the first checkpoint: end of epoch 0 (the first dev F1 is always a new best)
-    killed.send_signal(signal.SIGKILL)
-    assert killed.wait(timeout=30) == -signal.SIGKILL
+    assert killed.wait(timeout=240) == -signal.SIGKILL, (folder / "killed" / "run.log").read_text(errors="replace")[-3000:]
     assert not (folder / "killed" / "out" / "metrics.json").exists()
     state = torch.load(last, map_location="cpu", weights_only=True)  # the checkpoint left behind is whole
     assert (state["epoch"], state["global_step"]) == (0, 8)
@@ -148,18 +148,23 @@ def test_a_run_stopped_in_mid_epoch_resumes_with_the_batches_it_had_left(twenty_
     assert "Restoring states from the checkpoint path" in log and "not resumable" not in log
 
 
-def small_data(num_workers: int = 0, batch_size: int = 4):
-    """A QADataModule over 40 windows of 3 to 11 tokens (train and dev): 10 training batches of 4."""
+def small_data(num_workers: int = 0, batch_size: int = 4, seed: int = 3, windows: int = 40, devices: int = 1):
+    """A QADataModule over `windows` windows of 3 to 11 tokens (train and dev): 10 training batches of 4 by default (rank 0 of `devices`)."""
+    from types import SimpleNamespace
+
     import numpy as np
 
-    from qaframe.data import QADataModule
+    from qaframe.task import QADataModule
     from qaframe.types import Features
 
-    lengths = np.random.default_rng(0).integers(3, 12, 40)
+    lengths = np.random.default_rng(0).integers(3, 12, windows)
     splits = np.concatenate([[0], np.cumsum(lengths)])
-    features = Features(input_ids=np.ones(splits[-1], dtype=np.int32), row_splits=splits, example_index=np.arange(40),
-                        start_positions=np.zeros(40, dtype=np.int64), end_positions=np.zeros(40, dtype=np.int64))
-    return QADataModule(features, features, pad_token_id=0, train_batch_size=batch_size, seed=3, num_workers=num_workers)
+    features = Features(input_ids=np.ones(splits[-1], dtype=np.int32), row_splits=splits, example_index=np.arange(windows),
+                        start_positions=np.zeros(windows, dtype=np.int64), end_positions=np.zeros(windows, dtype=np.int64))
+    data = QADataModule(features, features, pad_token_id=0, train_batch_size=batch_size, seed=seed, num_workers=num_workers)
+    if devices > 1:
+        data.trainer = SimpleNamespace(world_size=devices, global_rank=0)  # what _shard reads of a DDP trainer
+    return data
 
 
 def train_windows(loader, epoch: int) -> list[list[int]]:
@@ -210,17 +215,20 @@ def test_a_resumed_train_loader_collates_only_the_batches_left():
     assert len(train_windows(loader, 0)) == len(collated) == 3
 
 
-def test_a_position_counted_in_other_batches_starts_the_epoch_over(caplog):
+@pytest.mark.parametrize("other, batches", [({"batch_size": 8}, 5), ({"seed": 4}, 10), ({"windows": 48}, 12), ({"devices": 2}, 5)],
+                         ids=["batch-size", "seed", "windows", "devices"])
+def test_a_position_counted_in_other_batches_starts_the_epoch_over(caplog, other, batches):
+    """README: resumed with another batch size, seed, set of windows or device count, the interrupted epoch starts over."""
     interrupted = small_data().train_dataloader()
     interrupted.batch_sampler.set_epoch(1)
-    batches = iter(interrupted)
+    iterator = iter(interrupted)
     for _ in range(3):
-        next(batches)
-    resumed = small_data(batch_size=8).train_dataloader()  # resumed with another --train-batch-size
+        next(iterator)
+    resumed = small_data(**other).train_dataloader()
     resumed.load_state_dict(interrupted.state_dict())
-    whole_epoch = train_windows(small_data(batch_size=8).train_dataloader(), 1)
-    assert train_windows(resumed, 1) == whole_epoch and len(whole_epoch) == 5  # not 3 batches of 8 skipped
-    assert "stopped after 3 batches of epoch 1, cut with another batch size" in caplog.text
+    whole_epoch = train_windows(small_data(**other).train_dataloader(), 1)
+    assert train_windows(resumed, 1) == whole_epoch and len(whole_epoch) == batches  # the 3 batches counted are not skipped
+    assert "stopped after 3 batches of epoch 1, cut with another batch size, seed, device count or set of windows" in caplog.text
 
 
 def test_a_checkpoint_past_max_steps_is_refused(tmp_path):
@@ -252,7 +260,7 @@ def test_a_rerun_into_a_folder_with_checkpoints_must_say_resume(tmp_path, capsys
     from qaframe.cli import main
 
     (tmp_path / "out" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "out" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / "out" / "checkpoints" / "last.ckpt").write_bytes(b"")  # all a run killed in training leaves: no metrics.json, no model/
     with pytest.raises(SystemExit) as exited:
         main(["run", "--corpus", "sample", "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err

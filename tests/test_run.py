@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from plugins_for_tests import mlp_head
 
 from qaframe import cli as cli_module
 from qaframe.types import QAExample
@@ -116,8 +117,54 @@ def test_evaluate_refines_as_the_model_was_trained_to_unless_told(trained, tmp_p
         assert code == 0, err
         metrics = json.loads((output / "metrics.json").read_text())
         assert metrics["refiner"] == expected
+        nbest = json.loads((output / "nbest_predictions.json").read_text())
+        cut = [e for entries in nbest.values() for e in entries if e["text"] != e["raw_text"]]
         if expected == "none":
-            assert (metrics["exact_match"], metrics["f1"]) == (metrics["exact_match_raw"], metrics["f1_raw"])
+            assert (metrics["exact_match"], metrics["f1"]) == (metrics["exact_match_raw"], metrics["f1_raw"]) and not cut
+        else:  # refined as in the run, which trained with the sample corpus's korean-particles
+            assert cut
+            predictions = json.loads((output / "predictions.json").read_text())
+            run_predictions = json.loads((trained / "predictions.json").read_text())
+            assert {k: predictions[k] for k in run_predictions} == run_predictions
+
+
+def test_a_learned_refiner_is_saved_with_the_model_and_loaded_back(tmp_path, monkeypatch, capsys):
+    from qaframe.predictor import Predictor
+    from qaframe.types import REFINER_STATE_FILE
+
+    folder = tmp_path / "out" / "model"
+    code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--refiner", "learned-suffix", "--output-dir", tmp_path / "out",
+                           "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    state_file = folder / REFINER_STATE_FILE
+    assert state_file.name == "refiner.json" and state_file.is_file()
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    assert state["counts"]["tail"]  # fitted on the training answers
+    predictor = Predictor.load(folder)
+    assert predictor.refiner.name == "learned-suffix" and predictor.refiner.to_json() == state
+    capsys.readouterr()  # the progress bar of loading the weights
+    state_file.write_text("{", encoding="utf-8")
+    code, out, err = qaframe(monkeypatch, capsys, "predict", "--model", folder, "--question", "누구?", "--context", "김철수는 교사이다.")
+    assert code == 2 and not out and err.count("\n") == 1, err
+    assert err.startswith(f"Error: cannot read the learned-suffix refiner state {state_file}: ")
+
+
+def test_evaluate_reads_the_users_file_and_honours_strict(trained, tmp_path, monkeypatch, capsys):
+    duplicates = Path(__file__).parent / "badinput" / "duplicate_ids.json"  # two questions with the id dup-1
+
+    def evaluate(output, *extra):
+        return qaframe(monkeypatch, capsys, "evaluate", "--model", trained / "model", "--corpus", "squad-json", "--dev-file", duplicates,
+                       "--output-dir", output, "--cache-dir", tmp_path / "cache", *extra)
+
+    code, _, err = evaluate(tmp_path / "o")
+    assert code == 0, err
+    assert f"dev ({duplicates}): skipped 1 answers or records: dup-1 (duplicate id" in err
+    assert list(json.loads((tmp_path / "o" / "predictions.json").read_text())) == ["dup-1"]
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["examples"] == 1
+    code, _, err = evaluate(tmp_path / "strict", "--strict")
+    assert code == 2 and err.count("\n") == 1, err  # the file is read before the model's weights (and their progress bar)
+    assert err.startswith(f"Error: {duplicates}: record dup-1: duplicate id"), err
+    assert not (tmp_path / "strict" / "predictions.json").exists()
 
 
 def test_asking_for_more_answers_changes_neither_the_best_answer_nor_the_scores(trained):
@@ -152,7 +199,7 @@ def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys)
                            "--output", tmp_path / "answers.jsonl")
     assert code == 0, err
     lines = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
-    assert [line["id"] for line in lines] == ["q1", "2"] and all(len(line["answers"]) <= 1 for line in lines)
+    assert [line["id"] for line in lines] == ["q1", "2"] and all(len(line["answers"]) == 1 for line in lines)  # always a span
 
     questions.write_text(json.dumps({"question": "이영희의 직업은?", "context": "이영희는\u2028교사 일을 한다.\x85"}, ensure_ascii=False) + "\r\n")
     code, out, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions)
@@ -161,7 +208,7 @@ def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys)
 
     questions.write_text('{"question": "빈 문맥?", "context": ""}\n')
     code, _, err = qaframe(monkeypatch, capsys, "predict", "--model", trained / "model", "--input", questions)
-    assert code == 2 and "line 1" in err and "'context'" in err and err.count("\n") == 1
+    assert code == 2 and f"{questions}:1: 'context'" in err and err.count("\n") == 1
 
 
 def test_second_run_into_the_same_folder_needs_resume(trained, monkeypatch, capsys, tmp_path):
@@ -183,10 +230,6 @@ def test_resume_last_continues_from_the_checkpoint(trained, monkeypatch, capsys,
 
 
 def test_a_third_party_head_trains_through_the_runner(register_plugin, tmp_path, monkeypatch, capsys):
-    sys.path.insert(0, str(Path(__file__).parent / "plugins_for_tests"))
-    monkeypatch.setattr(sys, "path", sys.path)
-    import mlp_head
-
     register_plugin(mlp_head, name="mlp-head-plugin")
     code, out, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--head", "mlp-span", "--output-dir", tmp_path / "out",
                              "--cache-dir", tmp_path / "cache")

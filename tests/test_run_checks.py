@@ -95,11 +95,13 @@ class OriginPlugin:
         register("origin-style", convert)
 
 
-def test_a_featurizer_without_offsets_is_refused_before_training(register_plugin, monkeypatch, capsys, tmp_path):
+@pytest.mark.parametrize("print_config", [False, True])
+def test_a_featurizer_without_offsets_is_refused_before_any_data_is_read(print_config, register_plugin, monkeypatch, capsys, tmp_path):
     register_plugin(OriginPlugin(), name="origin")
-    code, last = run_cli(monkeypatch, capsys, tmp_path, "--corpus", "sample", "--featurizer", "origin-style")
+    extra = ["--print-config"] if print_config else []
+    code, last = run_cli(monkeypatch, capsys, tmp_path, "--corpus", "sample", "--featurizer", "origin-style", *extra)
     assert code == 2 and "featurizer 'origin-style' makes no offset mapping" in last
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()  # nothing featurized or cached
 
 
 class NoF1:

@@ -96,28 +96,20 @@ def test_a_pickle_planted_as_the_runs_feature_cache_entry_is_never_run(tmp_path,
     assert json.loads((tmp_path / "out" / "metrics.json").read_text(encoding="utf-8"))["examples"] == 3
 
 
-def test_a_crafted_resume_checkpoint_is_never_run(tmp_path, crafted_checkpoint, capsys):
+def test_a_crafted_resume_checkpoint_is_never_run_and_is_a_one_line_error_before_anything_runs(tmp_path, crafted_checkpoint, capsys):
     code, _, err = qaframe(capsys, "run", *TINY_RUN, "--output-dir", tmp_path / "out", "--cache-dir", tmp_path / "cache", "--resume", "last")
     assert not (tmp_path / "pwned").exists()
-    assert code != 0 and "Traceback" not in err and "Weights only load failed" in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(crafted_checkpoint) in err and "Weights only load failed" in err
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out" / "config.yaml").exists()
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 
-def test_a_crafted_resume_checkpoint_is_a_one_line_error_before_anything_runs(tmp_path, crafted_checkpoint, capsys):
-    code, _, err = qaframe(capsys, "run", *TINY_RUN, "--output-dir", tmp_path / "out", "--cache-dir", tmp_path / "cache", "--resume", "last")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and str(crafted_checkpoint) in err
-    assert not (tmp_path / "cache").exists() and not (tmp_path / "out" / "config.yaml").exists()
-
-
-def test_crafted_model_weights_are_never_run(tmp_path, crafted_model, capsys):
+def test_crafted_model_weights_are_never_run_and_are_a_one_line_error(tmp_path, crafted_model, capsys):
     code, _, err = qaframe(capsys, "predict", "--model", crafted_model, "--question", "언제?", "--context", "1978년에 창단되었다.")
     assert not (tmp_path / "pwned").exists()
-    assert code != 0 and "Traceback" not in err and "Weights only load failed" in err
-
-
-def test_crafted_model_weights_are_a_one_line_error(tmp_path, crafted_model, capsys):
-    code, _, err = qaframe(capsys, "predict", "--model", crafted_model, "--question", "언제?", "--context", "1978년에 창단되었다.")
-    assert code == 2 and len(err.strip().splitlines()) == 1 and str(crafted_model) in err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(crafted_model) in err and "Weights only load failed" in err
 
 
 # -- no unsafe loader anywhere in the package ----------------------------------------------------
@@ -249,16 +241,12 @@ def test_predict_never_trusts_remote_code_by_default(saved_model, transformers_c
     assert all(trusted is False for _, trusted in transformers_calls), transformers_calls
 
 
-def test_predict_passes_trust_remote_code_when_asked(saved_model, transformers_calls, capsys):
-    code, _, err = qaframe(capsys, "predict", "--model", saved_model, "--question", "언제?", "--context", "1978년에 창단되었다.", "--trust-remote-code")
-    assert code == 0, err
-    assert ("AutoTokenizer.from_pretrained", True) in transformers_calls
-
-
 def test_predict_trusts_every_loader_when_asked(saved_model, transformers_calls, capsys):
     code, _, err = qaframe(capsys, "predict", "--model", saved_model, "--question", "언제?", "--context", "1978년에 창단되었다.", "--trust-remote-code")
     assert code == 0, err
-    assert all(value is True for _, value in transformers_calls), transformers_calls
+    loaders = {name for name, _ in transformers_calls}
+    assert {"AutoTokenizer.from_pretrained", "AutoConfig.from_pretrained", "AutoModelForQuestionAnswering.from_pretrained"} <= loaders
+    assert all(trusted is True for _, trusted in transformers_calls), transformers_calls
 
 
 @pytest.mark.parametrize("flag, expected", [([], False), (["--trust-remote-code"], True)])

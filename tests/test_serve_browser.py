@@ -55,7 +55,7 @@ def server(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    """Headless Debian Chromium through the system chromedriver, with a fresh profile."""
+    """Headless Debian Chromium through the system chromedriver, with a fresh profile and a home folder in tmp_path."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,7 +72,10 @@ def browser(tmp_path, monkeypatch):
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    home = tmp_path / "home"  # Chromium writes ~/.config/chromium and ~/.cache/dconf whatever --user-data-dir says
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache")}
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER), env=env), options=options)
+    assert (home / ".config" / "chromium").is_dir()  # the browser took this home, not the real one
     yield driver
     driver.quit()
 

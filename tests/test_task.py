@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,8 +12,8 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from qaframe.data import LengthGroupedBatchSampler, PadCollator, QADataModule
-from qaframe.task import Evaluator, QATask, left_aligned
+from qaframe.data import LengthGroupedBatchSampler, PadCollator, left_aligned
+from qaframe.task import Evaluator, QADataModule, QATask
 from qaframe.types import Answer, Features, FeaturizerSettings, OptimizerSettings, QAExample, SchedulerSettings
 
 
@@ -277,3 +279,10 @@ def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_i
             np.testing.assert_allclose(end[window, :n], alone.end_logits[0].numpy(), rtol=1e-6)
     _, _, seen = window_logits(model, features, pad_token_id=0, padding_side=side, batch_size=2, limit_batches=1)
     assert seen.sum() == 2
+
+
+def test_the_predictor_loads_without_lightning():
+    """`qaframe predict` and `serve` answer through the Predictor; importing Lightning would add seconds to every start."""
+    code = "import sys, qaframe.predictor; print('pytorch_lightning' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

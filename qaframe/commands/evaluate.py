@@ -22,7 +22,7 @@ import click
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Windows per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Feature cache folder; default $QAFRAME_CACHE_DIR or ~/.cache/qaframe.")
+              help="Feature cache folder; default $QAFRAME_CACHE_DIR, else $XDG_CACHE_HOME/qaframe, else ~/.cache/qaframe.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a model or tokenizer that runs code from its folder.")
 def evaluate(model_dir, corpus, split, output_dir, data_dir, train_file, dev_file, strict, refiner, batch_size, device,
              cache_dir, trust_remote_code) -> None:

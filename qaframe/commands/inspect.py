@@ -77,7 +77,7 @@ def label_statistics(examples, features) -> dict:
     }
 
 
-def gold_token_spans(examples, features) -> dict[int, tuple[int, int, int]]:
+def gold_token_spans(features) -> dict[int, tuple[int, int, int]]:
     """Example index -> (start, end, last token's start) in characters of its labelled token span, first window holding it."""
     spans: dict[int, tuple[int, int, int]] = {}
     for w in range(len(features)):
@@ -97,7 +97,7 @@ def exact_match_ceilings(examples, features, refiners: dict) -> dict[str, float 
     from qaframe.decoding import refine_span
 
     answerable = [i for i, e in enumerate(examples) if e.answers and not e.is_impossible]
-    spans = gold_token_spans(examples, features)
+    spans = gold_token_spans(features)
     ceilings: dict[str, float | None] = {}
     for name, refiner in refiners.items():
         if refiner is False or not answerable:

@@ -14,6 +14,7 @@ CHUNK = 256  # questions featurized and answered together when reading --input
 
 def read_questions(path: Path) -> list[dict]:
     """The records of a JSON-lines file: {"id"?, "question", "context"} per line; UserError naming file and line."""
+    from qaframe.io import parse_json
     from qaframe.text import unusable_text
 
     records = []
@@ -26,22 +27,15 @@ def read_questions(path: Path) -> list[dict]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path} line {number}: not valid JSON ({error.msg}); each line must be one JSON object") from None
-        except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
-            raise UserError(f"{path} line {number}: holds an integer of thousands of digits (too long to read); write ids as strings") from None
-        except RecursionError:
-            raise UserError(f"{path} line {number}: JSON nested too deeply; each line must be one flat JSON object") from None
+        record = parse_json(line, path, 'each line must be one JSON object {"id"?, "question", "context"}, a long id written as a string', line=number)
         if not isinstance(record, dict):
-            raise UserError(f"{path} line {number}: expected a JSON object with question and context, got {type(record).__name__}")
+            raise UserError(f"{path}:{number}: expected a JSON object with question and context, got {type(record).__name__}")
         for key in ("question", "context"):
             if unusable_text(record.get(key)):
-                raise UserError(f"{path} line {number}: '{key}' is {unusable_text(record.get(key))}")
+                raise UserError(f"{path}:{number}: '{key}' is {unusable_text(record.get(key))}")
         record_id = str(record.get("id", number))
         if unusable_text(record_id):
-            raise UserError(f"{path} line {number}: 'id' is {unusable_text(record_id)}")
+            raise UserError(f"{path}:{number}: 'id' is {unusable_text(record_id)}")
         records.append({"id": record_id, "question": record["question"], "context": record["context"]})
     return records
 

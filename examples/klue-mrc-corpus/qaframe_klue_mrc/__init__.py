@@ -11,12 +11,12 @@ puts its plausible answers in `answers`, and they are not gold.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
+from qaframe.io import parse_json
 from qaframe.types import CorpusOptions, CorpusSplit
 from qaframe_plugins.corpora import RecordLoader, read_text
 
@@ -30,31 +30,21 @@ def read_records(path: Path) -> Iterator[tuple[Any, str]]:
     """(record, position) for every record of a JSON array or JSON lines file; UserError with file and line when malformed."""
     text = read_text(path, f"{EXPORT_HINT}, or pass an existing --train-file/--dev-file")
     if text.lstrip().startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise UserError(f"{path}:{error.lineno}:{error.colno}: malformed JSON array: {error.msg}; fix the file or export it again") from error
-        except (ValueError, RecursionError) as error:  # an integer of thousands of digits; nesting too deep
-            raise UserError(f"{path}: cannot read the JSON array ({unreadable(error)}); fix the file or export it again") from None
+        records = parse_json(text, path, "fix the JSON array or export the file again")
         yield from ((record, f"item {number}") for number, record in enumerate(records))
         return
     for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise UserError(_malformed_line(path, text, number, error)) from error
-        except (ValueError, RecursionError) as error:  # an integer of thousands of digits; nesting too deep
-            raise UserError(f"{path}:{number}: cannot read the JSON line ({unreadable(error)}); fix the line or export the file again") from None
+            record = parse_json(line, path, "fix the line (one JSON record per line) or export the file again", line=number)
+        except UserError:
+            if is_one_object(path, text):
+                raise UserError(nested_layout(path)) from None
+            raise
         if number == 1 and isinstance(record, dict) and "data" in record and "guid" not in record:
             raise UserError(nested_layout(path))
         yield record, f"line {number}"
-
-
-def unreadable(error: Exception) -> str:
-    """Why json.loads gave up on text that is valid JSON: nesting too deep, or an integer too long to convert."""
-    return "nested too deeply" if isinstance(error, RecursionError) else "an integer of thousands of digits"
 
 
 def nested_layout(path: Path) -> str:
@@ -65,14 +55,12 @@ def nested_layout(path: Path) -> str:
     )
 
 
-def _malformed_line(path: Path, text: str, number: int, error: json.JSONDecodeError) -> str:
+def is_one_object(path: Path, text: str) -> bool:
+    """Whether a file's whole text is one JSON object (spread over several lines, so no line of it parses alone)."""
     try:
-        whole = json.loads(text)
-    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
-        whole = None
-    if isinstance(whole, dict):
-        return nested_layout(path)
-    return f"{path}:{number}:{error.colno}: malformed JSON line: {error.msg}; fix the line or export the file again"
+        return isinstance(parse_json(text, path, EXPORT_HINT), dict)
+    except UserError:
+        return False
 
 
 def add_record(loader: RecordLoader, record: Any, where: str) -> None:

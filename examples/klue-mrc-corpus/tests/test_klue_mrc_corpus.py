@@ -115,7 +115,7 @@ def test_unusable_records_are_skipped_with_their_reason(make_corpus, tmp_path):
 def test_malformed_line_names_file_and_line(make_corpus, tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps(RECORDS[0], ensure_ascii=False) + "\n{not json\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"train\.jsonl:2:2: malformed JSON line"):
+    with pytest.raises(UserError, match=r"train\.jsonl:2:2: malformed JSON: .*; fix the line"):
         make_corpus(train_file=path).load("train")
 
 
@@ -130,10 +130,10 @@ def test_nested_original_release_is_refused_with_a_hint(make_corpus, tmp_path, i
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[" * 100_000, r"train\.json: cannot read the JSON array \(nested too deeply\)"),
-        ("[" + "1" * 5000 + "]", r"train\.json: cannot read the JSON array \(an integer of thousands of digits\)"),
-        ('{"guid": ' + "1" * 5000 + "}\n", r"train\.json:1: cannot read the JSON line \(an integer of thousands of digits\)"),
-        ("[" * 100_000 + "\n", r"train\.json: cannot read the JSON array \(nested too deeply\)"),
+        ("[" * 100_000, r"train\.json: JSON nested too deeply to read; fix the JSON array"),
+        ("[" + "1" * 5000 + "]", r"train\.json: holds an integer of thousands of digits \(too long to read\); fix the JSON array"),
+        ('{"guid": ' + "1" * 5000 + "}\n", r"train\.json:1: holds an integer of thousands of digits \(too long to read\); fix the line"),
+        ("[" * 100_000 + "\n", r"train\.json: JSON nested too deeply to read; fix the JSON array"),
     ],
     ids=["deep-array", "long-integer-array", "long-integer-line", "deep-line"],
 )

@@ -5,6 +5,8 @@ Cleaning removes zero-width characters (U+200B-U+200F, U+2060, U+FEFF) and norma
 copies: it rewrites each example in cleaned coordinates, lets qaframe's `sliding-window`
 featurizer cut the windows, then maps every context token's offsets back through a per-character
 index map (numpy) to the ORIGINAL context, so decoded answers are substrings of the user's text.
+qaframe's `sliding-window` already tokenizes contexts in NFC; what this plugin adds is the
+zero-width removal, and the same cleaning of questions.
 """
 
 from __future__ import annotations
