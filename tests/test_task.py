@@ -282,7 +282,7 @@ def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_i
 
 
 def test_the_predictor_loads_without_lightning():
-    """`qaframe predict` and `serve` answer through the Predictor; importing Lightning would add seconds to every start."""
+    """`qaframe predict` and `serve` answer through the Predictor, which needs nothing of Lightning: importing it would slow every start."""
     code = "import sys, qaframe.predictor; print('pytorch_lightning' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
