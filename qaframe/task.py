@@ -33,7 +33,6 @@ from qaframe.models import model_inputs, takes_prepared_mask
 from qaframe.types import Features, Metric, QAExample, Refiner
 
 
-
 @dataclass
 class Evaluation:
     """Scores of one evaluation pass and the decoded answers they came from."""

@@ -18,6 +18,7 @@ from qaframe.types import QAExample
 # transformers 5 removed the extractive question-answering pipeline; the export is checked through the Auto classes too
 SMOKE = ["--corpus", "sample", "--model", "tiny", "--max-epochs", "2", "--limit-train-batches", "2",
          "--limit-val-batches", "1", "--train-batch-size", "8", "--eval-batch-size", "16", "--max-seq-length", "128", "--doc-stride", "32"]
+SMOKE_OPTIONS = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))  # as RunConfig overrides
 
 
 def qaframe(monkeypatch, capsys, *argv) -> tuple[int, str, str]:
@@ -289,8 +290,7 @@ def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_ref
             self.longest.append(int(batch["attention_mask"].sum(1).max()))
 
     widths = Widths()
-    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
-    config = RunConfig.from_sources(overrides={**overrides, "pad_to_multiple_of": "16", "progress_every": "3", "output_dir": tmp_path / "o",
+    config = RunConfig.from_sources(overrides={**SMOKE_OPTIONS, "pad_to_multiple_of": "16", "progress_every": "3", "output_dir": tmp_path / "o",
                                                "cache_dir": tmp_path / "c"})
     precision = torch.get_float32_matmul_precision()
     runner.run(config, echo=lambda message: None, callbacks=[widths])
@@ -341,9 +341,8 @@ def test_training_reads_no_tensor_value_between_progress_refreshes(tmp_path):
         def on_validation_batch_end(self, *arguments):
             state["batch"] = None
 
-    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
-    del overrides["limit_train_batches"]
-    config = RunConfig.from_sources(overrides={**overrides, "max_steps": "7", "progress_every": "3", "output_dir": tmp_path / "o",
+    unlimited = {k: v for k, v in SMOKE_OPTIONS.items() if k != "limit_train_batches"}
+    config = RunConfig.from_sources(overrides={**unlimited, "max_steps": "7", "progress_every": "3", "output_dir": tmp_path / "o",
                                                "cache_dir": tmp_path / "c"})
     runner.run(config, echo=lambda message: None, callbacks=[Probe()])
     assert {step for stage, step, batch in reads if batch == "train"} == {3, 6}  # the bar reads the loss as it refreshes
@@ -361,8 +360,7 @@ def test_compile_compiles_the_model_in_the_chosen_mode_with_dynamic_widths(mode,
 
     calls = []
     monkeypatch.setattr(torch.nn.Module, "compile", lambda module, **options: calls.append((type(module).__name__, options)))
-    overrides = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))
-    config = RunConfig.from_sources(overrides={**overrides, "compile": "yes", "compile_mode": mode,
+    config = RunConfig.from_sources(overrides={**SMOKE_OPTIONS, "compile": "yes", "compile_mode": mode,
                                                "output_dir": tmp_path / "o", "cache_dir": tmp_path / "c"})
     runner.run(config, echo=lambda message: None)
     assert calls == [("BertForQuestionAnswering", {"dynamic": True, "mode": mode})]
