@@ -228,6 +228,11 @@ def ensure_korquad(data_dir: Path, split: str) -> Path:
     target = data_dir / KORQUAD_FILES[split]
     if os.path.isfile(target):  # False, not PermissionError, inside a folder this user cannot look into
         return target
+    if os.path.isdir(target):
+        raise UserError(
+            f"{target} is a folder, not the KorQuAD file; remove it so that qaframe can download the file there, "
+            "or pass another --data-dir"
+        )
     check_writable_folder(data_dir, f"KorQuAD data folder {data_dir} (--data-dir)")
     url = KORQUAD_URL + KORQUAD_FILES[split]
     log.warning("%s not found in %s; downloading %s", target.name, data_dir, url)
@@ -237,7 +242,8 @@ def ensure_korquad(data_dir: Path, split: str) -> Path:
         download(url, target)
         read_json(target)
     except (OSError, http.client.HTTPException, UserError) as error:  # URLError, timeouts: OSError; a cut-off response: HTTPException
-        target.unlink(missing_ok=True)
+        if not target.is_dir():  # a folder made there meanwhile is not the download's to remove
+            target.unlink(missing_ok=True)
         for folder in made:  # folders made for this download are not left behind empty
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()

@@ -7,15 +7,24 @@ transformers 4's `pipeline("question-answering")`; transformers 5 removed that p
 
 from __future__ import annotations
 
+import logging
 from pickle import UnpicklingError
 from pathlib import Path
 
 from safetensors import SafetensorError
 
 from qaframe import hookimpl
-from qaframe.errors import UserError
-from qaframe.registry import first_line
+from qaframe.errors import UserError, held_back
+from qaframe.models import load_config, uncompiled_code
 from qaframe.types import ModelSpec
+
+# what loading the weights raises for a folder or hub model that cannot give them: missing or unreadable files, no network
+# (OSError, ValueError), corrupt or unsafe ones (SafetensorError, UnpicklingError, RuntimeError: also weights whose shapes
+# are not the config's), a malformed index of shards (TypeError, AttributeError, KeyError), model code that does not compile
+LOAD_REPORT_LOG = logging.getLogger("transformers.modeling_utils")
+LOAD_ERRORS = (
+    OSError, ValueError, UnpicklingError, SafetensorError, RuntimeError, TypeError, AttributeError, KeyError, SyntaxError,
+)
 
 
 def describe_source(source: str) -> str:
@@ -25,12 +34,29 @@ def describe_source(source: str) -> str:
     return f"the Hugging Face Hub id '{source}' (and the local cache)"
 
 
-def load_error(spec: ModelSpec, error: Exception) -> UserError:
-    """A one-line UserError for a model whose weights or architecture could not be loaded."""
+def load_error(spec: ModelSpec, error: Exception, reported: bool = False) -> UserError:
+    """A one-line UserError for a model whose weights or architecture could not be loaded; `reported`: transformers logged
+    its load report before failing."""
     folder = Path(spec.source).expanduser()
+    reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
     if isinstance(error, SafetensorError):
         files = ", ".join(str(path) for path in sorted(folder.glob("*.safetensors"))) or "the cached .safetensors files"
         hint = f"its safetensors weights ({files}) are truncated or corrupt; save, copy or download the model again"
+    elif isinstance(error, RuntimeError):
+        if reported:  # transformers' reason points at its report, which only --debug shows
+            reason = "its weights do not have the shapes its config.json gives; `qaframe --debug` shows transformers' report"
+        hint = (
+            "its config.json and its weights come from different models, or the weights are damaged; put the weights' own "
+            "config.json beside them, or save, copy or download the model again"
+        )
+    elif isinstance(error, SyntaxError):
+        reason = uncompiled_code(error, folder)
+        hint = "fix it, or download the model again"
+    elif isinstance(error, (TypeError, AttributeError, KeyError)):
+        hint = (
+            "one of its files holds a value of the wrong type or lacks a key (model.safetensors.index.json?); "
+            "save, copy or download the model again"
+        )
     elif folder.is_dir():
         hint = "the folder needs a config.json and model.safetensors (or pytorch_model.bin), as save_pretrained writes them"
     else:
@@ -38,7 +64,6 @@ def load_error(spec: ModelSpec, error: Exception) -> UserError:
             "check the name and the network, or download it first (`hf download ID`) and pass the folder; "
             "set HF_HUB_OFFLINE=1 to use a cached copy"
         )
-    reason = first_line(str(error)) or type(error).__name__
     return UserError(f"model '{spec.source}' could not be loaded: tried {describe_source(spec.source)} ({reason}); {hint}")
 
 
@@ -48,7 +73,6 @@ def span(spec: ModelSpec, *, pretrained: bool):
     from transformers import AutoModelForQuestionAnswering
     from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING
 
-    from qaframe.models import load_config
 
     config = load_config(spec, trust_remote_code=spec.trust_remote_code)
     model_class = MODEL_FOR_QUESTION_ANSWERING_MAPPING.get(type(config), None)
@@ -61,12 +85,23 @@ def span(spec: ModelSpec, *, pretrained: bool):
     attention = "sdpa" if getattr(model_class, "_supports_sdpa", False) else None
     # float32 weights, whatever the checkpoint holds: mixed precision casts per op, AdamW keeps fp32 state
     options = {"attn_implementation": attention, "dtype": torch.float32, "trust_remote_code": spec.trust_remote_code}
+    # transformers' load report (weights missing, unexpected or of another shape) is logged once the load succeeded (a
+    # pretrained encoder's new qa_outputs is expected); a failed load gives it to the traceback of --debug instead
     try:
-        if pretrained and not spec.random_init:
-            return AutoModelForQuestionAnswering.from_pretrained(spec.source, config=config, **options)
-        return AutoModelForQuestionAnswering.from_config(config, **options)
-    except (OSError, ValueError, UnpicklingError, SafetensorError) as error:  # missing, unreadable, corrupt or unsafe weights; no network
-        raise load_error(spec, error) from error
+        with held_back(LOAD_REPORT_LOG) as report:
+            if pretrained and not spec.random_init:
+                model = AutoModelForQuestionAnswering.from_pretrained(spec.source, config=config, **options)
+            else:
+                model = AutoModelForQuestionAnswering.from_config(config, **options)
+    except LOAD_ERRORS as error:
+        cause = error
+        if report:
+            cause = RuntimeError("\n".join(record.getMessage() for record in report))
+            cause.__cause__ = error
+        raise load_error(spec, error, reported=bool(report)) from cause
+    for record in report:
+        LOAD_REPORT_LOG.handle(record)
+    return model
 
 
 @hookimpl(trylast=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -24,6 +25,19 @@ COMMANDS = {
     "plugins": "qaframe.commands.plugins:plugins",
     "serve": "qaframe.commands.serve:serve",
 }
+
+
+class NonEmptyPath(click.Path):
+    """The type of every path option of evaluate, predict, inspect and serve: a `Path`, refusing an empty value
+    (which pathlib would read as the current folder) with a usage error naming the option."""
+
+    def __init__(self, **kwargs):
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("must be a non-empty path", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class LazyGroup(click.Group):

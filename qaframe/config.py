@@ -182,12 +182,16 @@ class RunConfig:
             return Path(self.cache_dir)
         return cache_root()
 
-    def with_model_defaults(self, random_init: bool) -> "RunConfig":
-        """A copy with the options left unset filled in for a random-init or a pretrained model (MODEL_DEFAULTS);
+    def model_defaults(self, random_init: bool) -> dict[str, Any]:
+        """The options left unset and their values for a random-init or a pretrained model (MODEL_DEFAULTS);
         max_epochs stays unset under --max-steps, so the steps alone set the length (Lightning's reading)."""
         defaults = MODEL_DEFAULTS["random_init" if random_init else "pretrained"]
         steps_only = {"max_epochs"} if self.max_steps != -1 else set()
-        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None and k not in steps_only})
+        return {k: v for k, v in defaults.items() if getattr(self, k) is None and k not in steps_only}
+
+    def with_model_defaults(self, random_init: bool) -> "RunConfig":
+        """A copy with the options left unset filled in for a random-init or a pretrained model (`model_defaults`)."""
+        return dataclasses.replace(self, **self.model_defaults(random_init))
 
     def check_resume(self, checkpoint: Path, random_init: bool) -> None:
         """For --resume from `checkpoint`: UserError naming the first option of KEPT_ON_RESUME that differs from the
@@ -208,11 +212,16 @@ class RunConfig:
         """Plain values (paths as strings) in declaration order, as config.yaml stores them."""
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in self.options()}
 
-    def to_yaml(self) -> str:
-        """The config as YAML that `--config` reads back."""
+    def to_yaml(self, model_defaults: dict[str, Any] | None = None) -> str:
+        """The config as YAML that `--config` reads back, as config.yaml stores it: without `resume`, which names one
+        command's checkpoint. `model_defaults`: the per-model options left unset and the values this run gives them,
+        which stay null (a config reused with another model gets that model's defaults), the value in a comment."""
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        text = yaml.safe_dump({**self.to_dict(), "resume": None}, sort_keys=False, allow_unicode=True)
+        filled = model_defaults or {}
+        return "".join(f"{line.rstrip()}  # {filled[name]}, the default for this model\n" if (name := line.split(":")[0]) in filled
+                       else line for line in text.splitlines(keepends=True))
 
 
 def flag(name: str) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 from qaframe import plugins
 from qaframe.errors import UserError
 from qaframe.io import atomic_path
+from qaframe.registry import accepts
 from qaframe.types import CorpusSplit, Features, Featurizer, FeaturizerSettings, QAExample
 
 log = logging.getLogger("qaframe.features")
@@ -36,15 +37,11 @@ CHECKSUM = "__checksum__"
 
 # -- resolution -------------------------------------------------------------------
 def is_origin_function(factory: Callable) -> bool:
-    """Whether a registered featurizer is an origin-style `fn(examples, tokenizer, args)` rather than a factory."""
+    """Whether a registered featurizer is an origin-style `fn(examples, tokenizer, args)` rather than a factory:
+    a function that cannot be called as `factory(settings)` but can with those three arguments."""
     if inspect.isclass(factory):
         return False
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) == 3
+    return not accepts(factory, (None,), {}) and accepts(factory, (None, None, None), {})
 
 
 def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
@@ -64,8 +61,9 @@ def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
 def no_offsets(featurizer_name: str) -> UserError:
     """The error for a featurizer whose windows carry no offsets, which evaluation and prediction decode answers through."""
     return UserError(
-        f"featurizer '{featurizer_name}' makes no offset mapping (as an origin-style function), so its windows cannot be "
-        "decoded into answers; use --featurizer sliding-window, or port it to a Featurizer that records offsets (docs/hooks.md)"
+        f"featurizer '{featurizer_name}' makes no offset mapping, so its windows cannot be decoded into answers; use "
+        "--featurizer sliding-window, or make its featurize() record offsets (an origin-style function cannot: port it to "
+        "a Featurizer; docs/hooks.md)"
     )
 
 

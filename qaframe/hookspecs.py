@@ -5,9 +5,11 @@ Every hook receives a `register` callback with the signature
     register(name: str, factory: Callable, *, description: str | None = None, override: bool = False)
 
 `name` is what users type (`--corpus korquad`); `factory` builds the component (its contract
-for each kind is in `qaframe.types`); `description` defaults to the first line of the factory's
-docstring; `override=True` lets a plugin replace a component of the same name from another
-plugin on purpose (without it, two plugins claiming one name is an error naming both).
+for each kind is in `qaframe.types`; each hook's docstring states the call in backticks,
+`factory(...) -> Product`, and every registered factory's signature is checked against it);
+`description` defaults to the first line of the factory's docstring; `override=True` lets a
+plugin replace a component of the same name from another plugin on purpose (without it, two
+plugins claiming one name is an error naming both).
 """
 
 import pluggy

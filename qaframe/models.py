@@ -24,6 +24,8 @@ from qaframe.types import ModelSpec
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # files from which transformers can build a tokenizer (the fast one's, or a vocabulary it converts)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model")
+# the weights files from which AutoModel*.from_pretrained loads a folder (safetensors first; a sharded model's index)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 # model types whose position table reserves pad_token_id + 1 slots (positions start after the padding index)
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "xmod", "roberta-prelayernorm"}
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the batch entries a model is called with
@@ -38,8 +40,16 @@ PREPARED_MASK_TYPES = frozenset({
 def resolve_model(name: str) -> ModelSpec:
     """An alias from the `model` registry, else an existing local folder, else a hub id."""
     registry = plugins.get_host().registry("model")
+    if not name.strip():  # Path("") is the current folder
+        raise UserError(f"--model is empty; pass an alias ({', '.join(registry.names())}), a model folder or a hub id")
     if name in registry:
-        return registry.create(name)
+        spec = registry.create(name)
+        if not isinstance(spec, ModelSpec):
+            raise UserError(
+                f"model '{name}' of plugin {registry.get(name).provider} built a {type(spec).__name__}, "
+                "not the ModelSpec (qaframe.types) a model factory returns"
+            )
+        return spec
     path = Path(name).expanduser()
     if path.is_dir():
         return ModelSpec(source=str(path), description=f"local folder {path}")
@@ -106,10 +116,31 @@ def configure_cuda_kernels(*, matmul_precision: str = "high", cudnn_attention: b
     torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
 
 
+def _file_errors() -> tuple[type[Exception], ...]:
+    """What transformers raises for a model file that is missing, unreadable or malformed (a JSON value of the wrong type:
+    TypeError, or a config field that fails huggingface_hub's validation), or for model code that does not compile."""
+    from huggingface_hub import errors
+
+    validation = getattr(errors, "StrictDataclassError", ValueError)  # huggingface_hub 0.32+; transformers 5 checks configs so
+    return (OSError, ValueError, KeyError, TypeError, SyntaxError, validation)
+
+
+def uncompiled_code(error: SyntaxError, folder: Path) -> str:
+    """`its code (<files>) does not compile: <message> at line <n>` for a remote-code model's folder; transformers parses
+    the code from its text, so the error seldom names the file, and then the folder's .py files are named."""
+    files = [error.filename] if Path(error.filename or "").is_file() else sorted(path.name for path in folder.glob("*.py"))
+    code = f"its code ({', '.join(files)})" if files else "its code"
+    return f"{code} does not compile: {error.msg} at line {error.lineno}"
+
+
 def _cannot_load(what: str, spec: ModelSpec, error: Exception) -> UserError:
-    where = "the folder" if Path(spec.source).is_dir() else "the hub id; without network, pass a local model folder instead"
-    reason = one_line(str(error))  # whole: transformers' first line can end in "from one of:"
-    return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {reason or type(error).__name__}")
+    folder = Path(spec.source).expanduser()
+    where = "the folder" if folder.is_dir() else "the hub id; without network, pass a local model folder instead"
+    if isinstance(error, SyntaxError):
+        reason = uncompiled_code(error, folder)
+    else:
+        reason = one_line(str(error)) or type(error).__name__  # whole: transformers' first line can end in "from one of:"
+    return UserError(f"cannot load the {what} of model '{spec.source}' (tried {where}): {reason}")
 
 
 HUB_PROBE_SECONDS = 5  # one TCP connection attempt, instead of the hub client's retries (about 25 s) when offline
@@ -162,7 +193,7 @@ def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as error:
+    except _file_errors() as error:
         raise _cannot_load("tokenizer", spec, error) from error
     if len(tokenizer) <= len(tokenizer.all_special_tokens):  # transformers 5 builds an empty one when files are missing
         raise UserError(
@@ -184,8 +215,19 @@ def load_config(spec: ModelSpec, *, trust_remote_code: bool = False):
     check_hub_reachable(spec)
     try:
         return AutoConfig.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, KeyError) as error:
+    except _file_errors() as error:
         raise _cannot_load("config", spec, error) from error
+
+
+def require_weights(spec: ModelSpec) -> None:
+    """UserError when `spec` is a local folder, not built with random weights, that holds no weights file; hub ids pass."""
+    folder = Path(spec.source).expanduser()
+    if spec.random_init or not folder.is_dir() or any((folder / name).is_file() for name in WEIGHT_FILES):
+        return
+    raise UserError(
+        f"model folder {folder} has no weights (none of {', '.join(WEIGHT_FILES)}); pass a folder that save_pretrained "
+        "wrote, or the model's hub id"
+    )
 
 
 def position_limit(spec: ModelSpec, config) -> int | None:

@@ -4,7 +4,8 @@ Every plugin, the built-ins included, is found through the entry-point group `qa
 `QAFRAME_DISABLE_PLUGINS` is a comma-separated list of plugin (entry-point) names or
 distribution names to skip; the word `third-party` skips every plugin not shipped with qaframe.
 A name that matches nothing installed is logged as a warning. A plugin object that implements
-no hook (e.g. its functions lack `@hookimpl`) is listed as broken, as is one pluggy rejects.
+no hook (e.g. its functions lack `@hookimpl`), or leaves one of its `register_*` hooks
+undecorated while decorating others, is listed as broken, as is one pluggy rejects.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pluggy
 
 from qaframe import hookspecs
 from qaframe.registry import BrokenPlugin, Component, Provider, Registry, first_line
-from qaframe.types import Corpus, Featurizer, Metric, Refiner, TrainableRefiner
+from qaframe.types import Corpus, Featurizer, Metric, QAModel, Refiner, TrainableRefiner
 
 log = logging.getLogger("qaframe.plugins")
 
@@ -40,7 +41,9 @@ KINDS = {
     "refiner": "refiners",
 }
 # kind -> the runtime-checkable Protocol (qaframe.types) that what its factories build must satisfy
-PROTOCOLS = {"corpus": Corpus, "featurizer": Featurizer, "metric": Metric, "refiner": Refiner}
+PROTOCOLS = {"corpus": Corpus, "featurizer": Featurizer, "head": QAModel, "metric": Metric, "refiner": Refiner}
+# kind -> the class what its factories build must be an instance of (a dotted path: torch is imported only when checking)
+PRODUCTS = {"head": "torch.nn.Module", "optimizer": "torch.optim.Optimizer", "scheduler": "torch.optim.lr_scheduler.LRScheduler"}
 # kind -> a richer Protocol that what its factories build may satisfy: then wholly (all its extra members or none)
 EXTENSIONS = {"refiner": TrainableRefiner}
 
@@ -50,10 +53,11 @@ def disabled_names() -> set[str]:
     return {part.strip() for part in os.environ.get(DISABLE_ENV, "").split(",") if part.strip()}
 
 
-def factory_signature(kind: str) -> str:
-    """The factory call documented in the kind's hookspec, e.g. `factory(options: CorpusOptions) -> Corpus`."""
+def factory_calls(kind: str) -> tuple[str, ...]:
+    """The factory calls documented in the kind's hookspec, e.g. (`factory(options: CorpusOptions) -> Corpus`,);
+    a featurizer may also be an origin-style `fn(examples, tokenizer, args) -> list[dict]`."""
     doc = getattr(hookspecs, f"register_{KINDS[kind]}").__doc__
-    return re.search(r"`(factory\(.*?\) -> [^`]+)`", doc).group(1)
+    return tuple(re.findall(r"`(\w+\(.*?\) -> [^`]+)`", doc))
 
 
 def _error_line(error: BaseException) -> str:
@@ -117,7 +121,7 @@ class PluginHost:
         try:
             self.manager.register(plugin, name=provider.plugin)
             self.manager.check_pending()
-            problem = None if self.manager.get_hookcallers(plugin) else self._no_hooks(plugin)
+            problem = self._undecorated(plugin)
         except pluggy.PluginValidationError as error:
             lines = [line.strip() for line in str(error).splitlines() if line.strip()]
             problem = "PluginValidationError: " + "; ".join(lines).replace("unknown hook", "unknown hook (misspelled?)")
@@ -129,10 +133,18 @@ class PluginHost:
         self.plugins[provider.plugin] = provider
         return True
 
-    def _no_hooks(self, plugin: object) -> str:
-        undecorated = [name for name in dir(plugin) if name.startswith("register_") and hasattr(self.manager.hook, name)]
-        found = f": {', '.join(undecorated)} not decorated" if undecorated else ""
-        return f"defines no @hookimpl-decorated hooks{found}; did you forget `from qaframe import hookimpl` / `@hookimpl`?"
+    def _undecorated(self, plugin: object) -> str | None:
+        """Why a registered plugin has hooks that would register nothing in silence (no `@hookimpl`), or None."""
+        decorated = {caller.name for caller in self.manager.get_hookcallers(plugin)}
+        undecorated = [name for name in dir(plugin) if name.startswith("register_") and hasattr(self.manager.hook, name)
+                       and name not in decorated]
+        if not decorated:
+            found = f": {', '.join(undecorated)} not decorated" if undecorated else ""
+            return f"defines no @hookimpl-decorated hooks{found}; did you forget `from qaframe import hookimpl` / `@hookimpl`?"
+        if undecorated:
+            return (f"{', '.join(undecorated)} not decorated with @hookimpl, unlike {', '.join(sorted(decorated))}, "
+                    "so it would register nothing; add `@hookimpl` (from qaframe import hookimpl)")
+        return None
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under `name`."""
@@ -169,7 +181,8 @@ class PluginHost:
                     failed[provider.plugin] = BrokenPlugin(provider, _error_line(error))
         broken = tuple(self.broken) + tuple(failed.values())
         registries = {
-            kind: Registry(kind, broken, tuple(self.disabled), PROTOCOLS.get(kind), EXTENSIONS.get(kind), factory_signature(kind))
+            kind: Registry(kind, broken, tuple(self.disabled), PROTOCOLS.get(kind), EXTENSIONS.get(kind), factory_calls(kind),
+                           PRODUCTS.get(kind))
             for kind in KINDS
         }
         for kind, items in components.items():
@@ -194,8 +207,9 @@ class PluginHost:
         for kind in KINDS:
             registry = self.registry(kind)
             for component in registry.components():
-                problem = registry.conflict(component.name)
-                winner = None if problem else registry.get(component.name)
+                conflict = registry.conflict(component.name)
+                problem = conflict or registry.call_problem(component)
+                winner = None if conflict else registry.winner(component.name)
                 status = "broken" if problem else "ok" if winner is component else f"overridden by {winner.provider.plugin}"
                 rows.append(
                     {

@@ -22,7 +22,7 @@ import torch
 from qaframe import plugins
 from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, example_lengths, left_aligned
 from qaframe.decoding import postprocess
-from qaframe.errors import UserError
+from qaframe.errors import ContextWithoutTokens, UserError
 from qaframe.features import build_featurizer
 from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, model_inputs,
                              native_bf16, position_limit, takes_prepared_mask)
@@ -99,6 +99,15 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
     return start_all, end_all, seen
 
 
+def check_context_tokens(features: Features, count: int) -> None:
+    """Raise ContextWithoutTokens for the first of `count` examples whose windows hold no context token."""
+    token_example = np.repeat(features.example_index, features.lengths)
+    has_context = np.zeros(count, dtype=bool)
+    has_context[token_example[features.offsets[:, 0] >= 0]] = True
+    if not has_context.all():
+        raise ContextWithoutTokens(int(np.argmin(has_context)))
+
+
 class Predictor:
     """A loaded QA model with its tokenizer, featurizer and decoding settings; `answer()` is thread-safe."""
 
@@ -169,12 +178,14 @@ class Predictor:
 
         Decoding always uses the model's `n_best_size`, so the best answer and every score are the
         same whatever `top_k` asks for (and as `qaframe evaluate` finds); at most that many come back.
+        A context the tokenizer keeps nothing of raises ContextWithoutTokens: there is always a span to answer with.
         """
         if not items:
             return []
         examples = [QAExample(id=str(i), title="", question=q, context=c) for i, (q, c) in enumerate(items)]
         with self._lock:  # fast tokenizers and the model are not safe to call from several threads at once
             features = self.featurizer.featurize(examples, self.tokenizer)
+            check_context_tokens(features, len(examples))
             start, end = self.logits(features)
         decoded = postprocess(
             examples, features, start, end, refiner=self.refiner,

@@ -1,15 +1,18 @@
 """One small Registry type: name -> factory, with its provider, conflicts, did-you-mean and checked creation.
 
-`Registry.create` holds third-party factories to their contract: a factory that cannot be
-called with the documented arguments, or that builds an object lacking a member of its kind's
-Protocol (`qaframe.types`), or only part of a richer one (a refiner with `fit` but no `to_json`,
-whose fitted state could not be saved), is a one-line UserError naming the plugin; so is a factory that
-builds its own (kind, name) again while it runs, which would otherwise recurse forever.
+A Registry holds third-party factories to their contract: a factory whose signature does not
+take the kind's documented call is reported as soon as it is registered (`qaframe plugins` lists it
+as broken; `get` refuses it), and `create` refuses a product that is not of the kind's type (a
+torch optimizer, ...), lacks a member of its kind's Protocol (`qaframe.types`), or has only part
+of a richer one (a refiner with `fit` but no `to_json`, whose fitted state could not be saved),
+each a one-line UserError naming the plugin; so is a factory that builds its own (kind, name)
+again while it runs, which would otherwise recurse forever.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import threading
 from dataclasses import dataclass
@@ -74,12 +77,36 @@ def protocol_members(protocol: type) -> list[str]:
 def accepts(factory: Callable, args: tuple, kwargs: dict) -> bool:
     """Whether `factory`'s signature binds these arguments (True when it cannot be inspected)."""
     try:
-        inspect.signature(factory).bind(*args, **kwargs)
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to inspect (some builtins)
+        return True
+    try:
+        signature.bind(*args, **kwargs)
     except TypeError:
         return False
-    except ValueError:  # no signature to inspect (some builtins)
-        pass
     return True
+
+
+def _documented_arguments(call: str) -> tuple[tuple, dict]:
+    """Stand-in arguments (None each) for a documented call: `factory(spec: ModelSpec, *, pretrained: bool) -> QAModel`
+    gives ((None,), {"pretrained": None})."""
+    inside = call[call.index("(") + 1 : call.index(")")]
+    names = [part.split(":")[0].strip() for part in inside.split(",") if part.strip()]
+    keyword_from = names.index("*") if "*" in names else len(names)
+    return (None,) * keyword_from, dict.fromkeys(names[keyword_from + 1 :])
+
+
+def _parameters(factory: Callable) -> str:
+    """`name(a, b=1, *, c)`: the factory's name and parameters without annotations."""
+    signature = inspect.signature(factory)
+    plain = [parameter.replace(annotation=parameter.empty) for parameter in signature.parameters.values()]
+    return getattr(factory, "__name__", type(factory).__name__) + str(signature.replace(parameters=plain, return_annotation=signature.empty))
+
+
+def _resolve_type(path: str) -> type:
+    """The class a dotted path names, e.g. `torch.optim.Optimizer` (imported only now: torch stays out of the CLI's start)."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 class Registry:
@@ -92,14 +119,16 @@ class Registry:
         disabled: tuple[Provider, ...] = (),
         protocol: type | None = None,
         extension: type | None = None,
-        signature: str = "factory(...)",
+        calls: tuple[str, ...] = (),
+        product: str | None = None,
     ):
         self.kind = kind
         self.broken = broken
         self.disabled = disabled  # plugins skipped by QAFRAME_DISABLE_PLUGINS, named in unknown-name errors
         self.protocol = protocol  # the runtime-checkable Protocol what the factories build must satisfy
         self.extension = extension  # a richer Protocol they may satisfy, but then wholly
-        self.signature = signature  # the documented factory call, quoted when a factory does not accept it
+        self.calls = calls  # the documented factory calls (a factory must take one), quoted when it takes none
+        self.product = product  # the dotted path of the class what the factories build must be an instance of
         self._entries: dict[str, list[Component]] = {}
 
     def add(self, component: Component) -> None:
@@ -135,19 +164,36 @@ class Registry:
             "uninstall or disable one (QAFRAME_DISABLE_PLUGINS), or register the intended one with override=True"
         )
 
+    def call_problem(self, component: Component) -> str | None:
+        """Why `component`'s factory cannot be called as any documented call of its kind, or None."""
+        if not self.calls or any(accepts(component.factory, *_documented_arguments(call)) for call in self.calls):
+            return None
+        documented = " or ".join(f"`{call}`" for call in self.calls)
+        return (f"{self.kind} '{component.name}' of plugin {component.provider}: its factory {_parameters(component.factory)} "
+                f"cannot be called as {documented}")
+
     def get(self, name: str) -> Component:
-        """The component called `name`; raises UserError for an unknown or conflicting name."""
+        """The component called `name`; raises UserError for an unknown or conflicting name or a factory of the wrong signature."""
         claims = self._entries.get(name)
         if not claims:
             raise UserError(self.unknown_message(name))
-        problem = self.conflict(name)
+        component = self.winner(name)
+        problem = self.conflict(name) or self.call_problem(component)
         if problem:
             raise UserError(problem)
+        return component
+
+    def winner(self, name: str) -> Component:
+        """The claim on a registered `name` that wins when `conflict(name)` is None: the one with override=True, else the only one."""
+        claims = self._entries[name]
         overriding = [c for c in claims if c.override]
         return overriding[0] if overriding else claims[0]
 
     def create(self, name: str, *args, **kwargs):
-        """Call the factory registered as `name` and check what it builds against the kind's Protocol."""
+        """Call the factory registered as `name` and check what it builds against the kind's type and Protocol.
+
+        `partial(registry.create, name)` is the checked stand-in for the factory itself.
+        """
         component = self.get(name)
         where = f"{self.kind} '{name}' of plugin {component.provider}"
         building = _building.__dict__.setdefault("keys", set())
@@ -159,12 +205,10 @@ class Registry:
         building.add((self.kind, name))
         try:
             made = component.factory(*args, **kwargs)
-        except TypeError as error:
-            if accepts(component.factory, args, kwargs):
-                raise
-            raise UserError(f"{where}: its factory cannot be called as `{self.signature}`: {error}") from error
         finally:
             building.discard((self.kind, name))
+        if self.product is not None and not isinstance(made, _resolve_type(self.product)):
+            raise UserError(f"{where} built a {type(made).__name__}, not the {self.product} its contract (docs/hooks.md) requires")
         missing = [m for m in protocol_members(self.protocol) if not hasattr(made, m)] if self.protocol else []
         if missing:
             raise UserError(

@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,17 +49,21 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
-from qaframe.errors import UserError
+from qaframe.errors import UserError, held_back
 from qaframe.features import build_featurizer, is_origin_function, load_or_build, no_offsets, require_offsets
-from qaframe.models import check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16, resolve_model
+from qaframe.models import (check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16,
+                            require_weights, resolve_model)
 from qaframe.predictor import Predictor, window_logits
 from qaframe.task import Evaluator, QADataModule, QATask
 from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, ModelSpec, OptimizerSettings, SchedulerSettings,
                            TrainableRefiner, check_examples)
 
 Echo = Callable[[str], None]
+RANK_ZERO_LOG = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # Lightning's messages, from global rank 0 only
 # Lightning advertises a cloud logger on every Trainer it builds; a run's output keeps to the run
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+RANK_ZERO_LOG.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+# torch 2.13 deprecates a pytree class that Lightning 2.6 still builds for every training step's output; nothing to act on
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _stderr(message: str) -> None:
@@ -87,6 +92,23 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if accelerator in ("auto", "gpu", "cuda") and native_bf16() else "32"
 
 
+# what Lightning needs to resume training from a checkpoint (a weights-only file lacks the optimizer and loop states)
+CHECKPOINT_KEYS = {"state_dict", "pytorch-lightning_version", "optimizer_states", "loops"}
+
+
+def check_checkpoint_fits(checkpoint: str, task: QATask, model_name: str) -> None:
+    """UserError unless the weights in `checkpoint` have the names and shapes of `task`'s (the model --model builds)."""
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["state_dict"]
+    wanted = task.state_dict()
+    missing, unexpected = sorted(wanted.keys() - saved.keys()), sorted(saved.keys() - wanted.keys())
+    reshaped = sorted(k for k in wanted.keys() & saved.keys() if getattr(saved[k], "shape", None) != wanted[k].shape)
+    problems = [f"{label} {_first_few(names, 3)}" for label, names in
+                (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if names]
+    if problems:
+        raise UserError(f"--resume {checkpoint}: its weights do not fit the model of --model {model_name} ({'; '.join(problems)}); "
+                        "resume with the --model and --head it was trained with")
+
+
 def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) -> str | None:
     """The checkpoint path for --resume (a file, or `last`); refuses to overwrite an earlier run's checkpoints, and a
     checkpoint already past `max_steps` (its outputs would report more steps than asked for)."""
@@ -97,6 +119,9 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
                 f"{checkpoints} already holds checkpoints of an earlier run; pass --resume last to continue it, "
                 "or choose another --output-dir"
             )
+        if (output_dir / "model").is_dir():
+            raise UserError(f"{output_dir / 'model'} holds the model of an earlier run, which this run would replace; "
+                            "choose another --output-dir, or remove that run to train again there")
         return None
     path = checkpoints / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
@@ -107,9 +132,10 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
         reason = " ".join(str(error).split())[:200]
         raise UserError(f"--resume {resume}: {path} is not a checkpoint that can be loaded safely ({reason}); "
                         "pass a checkpoint written by `qaframe run`") from None
-    if not isinstance(state, dict) or not {"state_dict", "pytorch-lightning_version"} <= state.keys():
-        raise UserError(f"--resume {resume}: {path} is not a training checkpoint (it lacks state_dict or the Lightning "
-                        "version); pass a .ckpt file written by `qaframe run`")
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys() or not isinstance(state["state_dict"], dict):
+        raise UserError(f"--resume {resume}: {path} is not a training checkpoint of `qaframe run` (it lacks "
+                        f"{', '.join(sorted(CHECKPOINT_KEYS - state.keys())) or 'a state_dict of tensors'}); "
+                        "pass a .ckpt file from <output-dir>/checkpoints")
     if max_steps != -1 and int(state.get("global_step", 0)) > max_steps:
         raise UserError(f"--resume {resume}: {path} was written after {state['global_step']} optimizer steps, past "
                         f"--max-steps {max_steps}; resume with --max-steps {state['global_step']} or more")
@@ -142,9 +168,12 @@ def _first_few(items: list[str], shown: int = 5) -> str:
     return ", ".join(items[:shown]) + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
 
 
-def create_metric(host, name: str):
-    """The named metric, tried once on one exact answer: it must give exact_match and f1 numbers, before any training."""
-    metric = host.create("metric", name)
+def create_metric(host, corpus_name: str, corpus) -> Any:
+    """The metric `corpus` names, tried once on one exact answer: it must give exact_match and f1 numbers, before any training."""
+    name, registry = corpus.metric, host.registry("metric")
+    if name not in registry:
+        raise UserError(f"corpus '{corpus_name}' is scored with metric '{name}', which is not registered: {registry.unknown_message(name)}")
+    metric = registry.create(name)
     scores = metric.compute({"q": "서울"}, {"q": ["서울"]})
     if not isinstance(scores, dict) or not all(isinstance(scores.get(key), (int, float)) for key in ("exact_match", "f1")):
         raise UserError(f"metric '{name}' returned {scores!r} for one exact answer; a metric's compute() must return "
@@ -180,6 +209,7 @@ class Plan:
     tokenizer: Any  # None where prepare() was told not to fetch a hub model's files
     featurizer: Any
     resume: str | None  # the checkpoint to resume from
+    config_yaml: str  # what config.yaml holds: the options as given, the per-model defaults left unset (RunConfig.to_yaml)
 
 
 def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
@@ -193,24 +223,45 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
     corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
     for split in ("train", "dev"):
         _require_split(corpus, config.corpus, split)
-    metric = create_metric(host, corpus.metric)
+    metric = create_metric(host, config.corpus, corpus)
     refiner_name = config.refiner or corpus.refiner
     refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
     spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
     fetched = fetch or Path(spec.source).is_dir()
     model_config = load_config(spec, trust_remote_code=config.trust_remote_code) if fetched else None
     check_max_seq_length(spec, model_config, config.max_seq_length)
+    if config.resume is None:
+        require_weights(spec)  # a resumed run's weights come from its checkpoint
     tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code) if fetched else None
-    config = dataclasses.replace(
-        config.with_model_defaults(spec.random_init), refiner=refiner_name,
-        output_dir=config.resolved_output_dir(), cache_dir=config.resolved_cache_dir(),
-    )
-    io.check_writable_folder(config.output_dir, f"--output-dir {config.output_dir}")
+    given = dataclasses.replace(config, refiner=refiner_name, output_dir=config.resolved_output_dir(),
+                                cache_dir=config.resolved_cache_dir())
+    model_defaults = given.model_defaults(spec.random_init)
+    config = dataclasses.replace(given, **model_defaults)
+    check_output_dir(config.output_dir)
     resume = resolve_resume(config.resume, config.output_dir, config.max_steps)
     if resume is not None:
         config.check_resume(Path(resume), spec.random_init)
     featurizer = build_featurizer(config.featurizer, FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length))
-    return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume)
+    return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume, given.to_yaml(model_defaults))
+
+
+RUN_FOLDERS = ("checkpoints", "logs", "model")
+RUN_FILES = ("config.yaml", "predictions.json", "nbest_predictions.json", "metrics.json")
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """UserError unless `qaframe run` can write in `output_dir`, where what it writes is absent or of its kind (a folder
+    where it makes one, a file where it writes one): found after training, a clash would cost the run."""
+    label = f"--output-dir {output_dir}"
+    io.check_writable_folder(output_dir, label)
+    for name in RUN_FOLDERS:
+        if (output_dir / name).exists() and not (output_dir / name).is_dir():
+            raise UserError(f"{label}: {output_dir / name} is a file where the run writes a folder; move it away or choose "
+                            "another --output-dir")
+    for name in RUN_FILES:
+        if (output_dir / name).is_dir():
+            raise UserError(f"{label}: {output_dir / name} is a folder where the run writes a file; move it away or choose "
+                            "another --output-dir")
 
 
 def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] = ()) -> RunResult:
@@ -221,7 +272,8 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     plan = prepare(config)
     config, tokenizer, refiner = plan.config, plan.tokenizer, plan.refiner
     output_dir = config.output_dir
-    trainer, checkpoint, clock = _trainer(config, output_dir, callbacks)  # bad --accelerator/--devices/--strategy: before any data
+    with held_back(RANK_ZERO_LOG) as banner:  # Lightning's device lines wait for training: an error before it stays one line
+        trainer, checkpoint, clock = _trainer(config, output_dir, [WriteConfig(plan.config_yaml), *callbacks])  # flags before data
     train_split = _load_split(plan.corpus, config.corpus, "train", echo)
     dev_split = _load_split(plan.corpus, config.corpus, "dev", echo)
     dev = _features(plan.featurizer, tokenizer, dev_split, "dev", config.cache_dir, config.overwrite_cache, echo)
@@ -235,8 +287,8 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     model = plan.host.create("head", config.head, plan.spec, pretrained=plan.resume is None and not plan.spec.random_init)
     if config.compile:
         model.compile(dynamic=True, mode=config.compile_mode)
-    optimizer_factory = plan.host.registry("optimizer").get(config.optimizer).factory
-    scheduler_factory = plan.host.registry("scheduler").get(config.scheduler).factory
+    optimizer_factory = partial(plan.host.registry("optimizer").create, config.optimizer)  # what it builds is checked
+    scheduler_factory = partial(plan.host.registry("scheduler").create, config.scheduler)
     evaluator = Evaluator(dev_split.examples, dev, plan.metric, refiner, config.n_best_size, config.max_answer_length)
     # a loss-scaled step (16-mixed on a GPU) must unscale before clipping, which Lightning does only for unfused optimizers
     scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
@@ -248,6 +300,8 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
         evaluator=evaluator,
     )
+    if plan.resume is not None:
+        check_checkpoint_fits(plan.resume, task, config.model)
     device = trainer.strategy.root_device
     if device.type == "cuda":
         configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
@@ -257,14 +311,16 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
         group_by_length=config.group_by_length, pad_to_multiple_of=config.pad_to_multiple_of, num_workers=config.num_workers,
         pin_memory=device.type == "cuda",
     )
-    if trainer.is_global_zero:
-        io.write_text(output_dir / "config.yaml", config.to_yaml())
+    for record in banner:
+        RANK_ZERO_LOG.handle(record)
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=plan.resume, weights_only=True)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
             raise KeyboardInterrupt from None
         raise
+    except MisconfigurationException as error:  # found as training starts (a --limit-* fraction under one batch)
+        raise UserError(f"cannot train with these options: {error}") from None
     if not trainer.is_global_zero:
         return RunResult(config, output_dir, {}, is_global_zero=False)
 
@@ -365,6 +421,18 @@ class LossProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         loss = trainer.callback_metrics.get("train_loss")
         return metrics if loss is None else {**metrics, "train_loss": loss.item()}
+
+
+class WriteConfig(Callback):
+    """Writes config.yaml as training starts (global rank 0): a command that fails before, or in Lightning's set-up,
+    leaves the config of the run that wrote the folder's checkpoints as it was."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            io.write_text(Path(trainer.default_root_dir) / "config.yaml", self.text)
 
 
 class ValidateAtMaxSteps(Callback):
@@ -494,9 +562,14 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
                    echo: Echo = _stderr) -> dict[str, Any]:
     """Score a saved model on a corpus split; writes predictions.json, nbest_predictions.json and metrics.json."""
     io.check_writable_folder(output_dir, f"--output-dir {output_dir}")
+    if (output_dir / "model").is_dir():
+        raise UserError(f"--output-dir {output_dir} holds a `qaframe run` (model/), whose metrics.json and predictions.json "
+                        "this would replace; evaluate into another folder")
     host = plugins.get_host()
+    if refiner not in (None, "none"):
+        host.registry("refiner").get(refiner)  # an unknown name fails before the weights load
     corpus = host.create("corpus", corpus_name, options)
-    metric = create_metric(host, corpus.metric)
+    metric = create_metric(host, corpus_name, corpus)
     loaded = _load_split(corpus, corpus_name, split, echo)  # a bad file is reported before the weights load
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code, as_trained=True)
     refiner_name = refiner or predictor.metadata.get("refiner") or corpus.refiner
@@ -527,12 +600,11 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     return metrics
 
 
-def summary(metrics: dict[str, Any], output_dir: Path) -> str:
-    """The lines `qaframe run` and `qaframe evaluate` print at the end."""
+def summary(metrics: dict[str, Any], output_dir: Path, written: Sequence[str] = ("metrics.json", "predictions.json")) -> str:
+    """The lines `qaframe run` and `qaframe evaluate` print at the end; `written`: the outputs named."""
     return (
         f"exact match {metrics['exact_match']:.2f}  F1 {metrics['f1']:.2f}  "
         f"({metrics['metric']} metric, {metrics['examples']} {metrics.get('split', 'dev')} examples of {metrics['corpus']})\n"
-        f"outputs: {output_dir}  (metrics.json, predictions.json"
-        + (", model/" if (output_dir / "model").is_dir() else "") + ")"
+        f"outputs: {output_dir}  ({', '.join(written)})"
     )
 

@@ -30,7 +30,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from qaframe.errors import UserError
+from qaframe.errors import ContextWithoutTokens, UserError
 from qaframe.text import unusable_text
 
 MAX_TOP_K = 20
@@ -228,6 +228,9 @@ def create_app(
         pairs = [(item.question, item.context) for item in questions]
         try:
             found = await anyio.to_thread.run_sync(predictor.answer, pairs, max(item.top_k for item in questions))
+        except ContextWithoutTokens as error:
+            where = f"{prefix}[{error.index}]." if prefix else ""
+            raise ClientError(422, f"{where}context: {error.reason}") from None
         except UserError as error:
             raise ClientError(422, str(error)) from None
         return [plain_answers(answers[: item.top_k]) for item, answers in zip(questions, found)]

@@ -167,6 +167,7 @@ class ModelSpec:
     description: str = ""
 
 
+@runtime_checkable
 class QAModel(Protocol):
     """What a head factory builds. Factory: `factory(spec: ModelSpec, *, pretrained: bool) -> QAModel`.
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -187,3 +189,35 @@ def test_predict_argument_that_is_not_unicode_is_one_line(capsys, monkeypatch, f
     argv = ["predict", *NO_MODEL, *ONE_QUESTION, flag, undecodable]
     assert run_main(monkeypatch, argv) == 2
     assert f"Error: {flag} is not valid Unicode (an unpaired surrogate" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("spelling", ["same", "relative", "symlink"])
+def test_predict_output_that_is_the_input_is_refused_before_the_model_loads(capsys, monkeypatch, tmp_path, questions_file, spelling):
+    before = questions_file.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    output = {"same": questions_file, "relative": Path(questions_file.name), "symlink": tmp_path / "link.jsonl"}[spelling]
+    if spelling == "symlink":
+        output.symlink_to(questions_file)
+    assert run_main(monkeypatch, ["predict", *NO_MODEL, "--input", str(questions_file), "--output", str(output)]) == 2
+    assert f"Error: --output {output} is the --input file" in one_line_error(capsys)
+    assert questions_file.read_bytes() == before
+
+
+def test_predict_input_id_is_the_line_number_when_absent_or_null(capsys, monkeypatch, questions_file, saved_model):
+    with open(questions_file, "a", encoding="utf-8") as out:
+        out.write('{"id": null, "question": "언제?", "context": "1978년에 창단되었다."}\n{"id": 0, "question": "언제?", "context": "1978년"}\n')
+    assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file)]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["1", "2", "0"]
+
+
+# U+FFFD and other characters BERT's normalizer removes: no context token is left to answer with
+def test_predict_context_without_tokens_is_one_line(capsys, monkeypatch, tmp_path, questions_file, saved_model):
+    assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--question", "언제?", "--context", "\ufffd\ufffd", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines()[-1].startswith("Error: --context has no tokens the model knows")
+    with open(questions_file, "a", encoding="utf-8") as out:
+        out.write('{"question": "언제?", "context": "\ufffd"}\n')
+    output = tmp_path / "answers.jsonl"
+    assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file), "--output", str(output)]) == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith(f"Error: {questions_file}:2: 'context' has no tokens the model knows")
+    assert not output.exists()

@@ -15,6 +15,7 @@ from plugins_for_tests import mlp_head
 from qaframe import cli as cli_module
 from qaframe.config import MODEL_DEFAULTS, RunConfig
 from qaframe.errors import UserError
+from qaframe.runner import prepare
 
 
 def run_cli(monkeypatch, capsys, argv) -> tuple[int, str, str]:
@@ -166,11 +167,37 @@ def test_print_config_round_trips(monkeypatch, capsys, tmp_path):
     code, out, _ = run_cli(monkeypatch, capsys, ["run", "--config", str(file), "--corpus", "synthetic", "--print-config"])
     assert code == 0
     printed = yaml.safe_load(out)
-    assert printed["max_epochs"] == 7 and printed["corpus"] == "synthetic" and printed["train_batch_size"] == 16
-    assert printed["learning_rate"] == MODEL_DEFAULTS["random_init"]["learning_rate"]  # resolved for the tiny model
+    assert printed["max_epochs"] == 7 and printed["corpus"] == "synthetic"
+    # left unset, the per-model options stay null; the values this model gets are in comments
+    assert printed["train_batch_size"] is None and printed["learning_rate"] is None
+    assert f"learning_rate: null  # {MODEL_DEFAULTS['random_init']['learning_rate']}, the default for this model\n" in out
+    assert "train_batch_size: null  # 16, the default for this model\n" in out
     again = tmp_path / "again.yaml"
     again.write_text(out)
     assert RunConfig.from_sources(again).to_dict() == printed
+    code, reprinted, _ = run_cli(monkeypatch, capsys, ["run", "--config", str(again), "--print-config"])
+    assert code == 0 and reprinted == out
+
+
+def test_a_config_reused_with_another_model_gets_that_models_defaults(printed_and_trained, monkeypatch, capsys, tmp_path):
+    """A tiny run's config.yaml with a pretrained --model: the pretrained recipe, not the tiny one's learning rate 1e-3."""
+    output = printed_and_trained[1]
+    argv = ["run", "--config", str(output / "config.yaml"), "--model", str(output / "model"), "--output-dir", str(tmp_path / "k"),
+            "--max-steps", "-1", "--print-config"]
+    code, out, err = run_cli(monkeypatch, capsys, argv)
+    assert code == 0, err
+    printed = yaml.safe_load(out)
+    assert "learning_rate: null  # 5e-05, the default for this model\n" in out
+    assert "max_epochs: null  # 3, the default for this model\n" in out and printed["train_batch_size"] == 4  # SMOKE's
+
+
+def test_config_yaml_holds_no_resume(printed_and_trained, monkeypatch, capsys):
+    """--resume names one command's checkpoint: a config.yaml reused in a new folder must not resume."""
+    output = printed_and_trained[1]
+    code, out, err = run_cli(monkeypatch, capsys, ["run", "--config", str(output / "config.yaml"), "--resume", "last",
+                                                   "--max-steps", "12", "--output-dir", str(output), "--print-config"])
+    assert code == 0, err
+    assert yaml.safe_load(out)["resume"] is None and yaml.safe_load((output / "config.yaml").read_text())["resume"] is None
 
 
 def test_cli_unknown_config_key_exits_2(monkeypatch, capsys, tmp_path):
@@ -216,7 +243,7 @@ def printed_and_trained(tmp_path_factory) -> tuple[str, Path]:
 def test_print_config_prints_the_config_the_run_writes(printed_and_trained):
     printed, output = printed_and_trained
     assert printed == (output / "config.yaml").read_text()  # refiner, output_dir and cache_dir resolved as the run does
-    assert RunConfig.from_sources(output / "config.yaml").to_yaml() == printed
+    assert prepare(RunConfig.from_sources(output / "config.yaml", {"resume": "last"}), fetch=False).config_yaml == printed
 
 
 def test_max_steps_alone_trains_that_many_steps(printed_and_trained):
@@ -296,4 +323,4 @@ def test_print_config_checks_an_alias_limit_without_the_network(monkeypatch, cap
     code, _, err = run_cli(monkeypatch, capsys, ["run", "--model", "kcbert", "--max-seq-length", "301", "--print-config"])
     assert code == 2 and "--max-seq-length 301 exceeds the 300 positions of model 'beomi/kcbert-base'" in err
     code, out, err = run_cli(monkeypatch, capsys, ["run", "--model", "kcbert", "--print-config"])
-    assert code == 0 and yaml.safe_load(out)["learning_rate"] == MODEL_DEFAULTS["pretrained"]["learning_rate"]
+    assert code == 0 and f"learning_rate: null  # {MODEL_DEFAULTS['pretrained']['learning_rate']}, the default for this model" in out

@@ -125,6 +125,19 @@ def test_a_data_dir_that_cannot_be_made_is_one_line_exit_2_before_downloading(qa
     assert err.startswith(f"Error: KorQuAD data folder {data_dir} (--data-dir): cannot write in {tmp_path / 'a-file'} (it is a file)")
 
 
+def test_a_folder_named_like_the_korquad_file_is_one_line_exit_2_before_downloading(qaframe_host, capsys, monkeypatch, tmp_path):
+    from qaframe.cli import main
+
+    monkeypatch.setattr(corpora, "download", lambda url, target: pytest.fail("downloaded onto a folder"))
+    (tmp_path / "KorQuAD_v1.0_train.json").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "--corpus", "korquad", "--model", "tiny", "--data-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"Error: {tmp_path / 'KorQuAD_v1.0_train.json'} is a folder, not the KorQuAD file;")
+    assert (tmp_path / "KorQuAD_v1.0_train.json").is_dir()
+
+
 @pytest.mark.parametrize("folder", ["data", "data/korquad"])
 def test_no_network_is_one_line_naming_the_files_and_the_folder(qaframe_host, tmp_path, monkeypatch, folder):
     def refuse(url, timeout):

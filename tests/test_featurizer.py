@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import unicodedata
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -327,5 +328,43 @@ def test_origin_style_function_plugs_in_for_training_only(register_plugin, kcber
     assert features.offsets is None and features.example_index.tolist() == [0, 1]
     assert features.lengths.tolist()[0] == 32 and features.lengths.tolist()[1] < 32  # padding removed
     assert features.token_type_ids is not None and features.input_ids[features.row_splits[1]] == kcbert_tokenizer.cls_token_id
-    with pytest.raises(UserError, match="makes no offset mapping .* use --featurizer sliding-window, or port it to a Featurizer"):
+    with pytest.raises(UserError, match="makes no offset mapping, .* use --featurizer sliding-window, or make its featurize"):
         require_offsets(features, featurizer.name)
+
+
+def stepping_factory(settings, rule="step", extra=0):
+    """A featurizer factory with optional parameters: three positional ones, but callable as factory(settings)."""
+    return SlidingWindowFeaturizer(settings)
+
+
+def test_a_factory_with_optional_parameters_is_no_origin_function(register_plugin):
+    register_plugin(SimpleNamespace(register_featurizers=hookimpl(lambda register: register("stepping", stepping_factory))), name="stepping")
+    assert isinstance(build_featurizer("stepping", FeaturizerSettings(32, 8, 8)), SlidingWindowFeaturizer)
+
+
+class OffsetlessFeaturizer(SlidingWindowFeaturizer):
+    """A Featurizer class (no origin-style function) whose windows carry no offsets."""
+
+    def featurize(self, examples, tokenizer):
+        features = super().featurize(examples, tokenizer)
+        features.offsets = None
+        return features
+
+
+def test_the_no_offsets_error_fits_a_featurizer_class(kcbert_tokenizer):
+    features = OffsetlessFeaturizer(FeaturizerSettings(32, 8, 8)).featurize([example(LONG_CONTEXT, "1824년")], kcbert_tokenizer)
+    with pytest.raises(UserError) as info:
+        require_offsets(features, "offsetless")
+    assert "origin-style function)" not in str(info.value) and "make its featurize() record offsets" in str(info.value)
+
+
+def replacing_featurizer(settings):
+    """Replaces sliding-window, reusing the built-in's class in the factory as docs/writing-plugins.md advises."""
+    return SlidingWindowFeaturizer(settings)
+
+
+def test_a_replacement_reuses_the_built_in_by_its_class(register_plugin, kcbert_tokenizer):
+    replacement = SimpleNamespace(register_featurizers=hookimpl(lambda register: register("sliding-window", replacing_featurizer, override=True)))
+    register_plugin(replacement, name="replacement")
+    featurizer = build_featurizer("sliding-window", FeaturizerSettings(32, 8, 8))
+    assert len(featurizer.featurize([example(LONG_CONTEXT, "1824년")], kcbert_tokenizer)) > 1

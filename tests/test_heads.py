@@ -103,10 +103,10 @@ def test_hub_id_that_cannot_be_reached_offline_is_a_one_line_user_error(qaframe_
 def test_hub_weights_that_cannot_be_fetched_offline_say_what_was_tried(qaframe_host, tiny, offline, monkeypatch):
     from transformers import AutoConfig
 
-    import qaframe.models
+    import qaframe_plugins.heads
 
     config = AutoConfig.from_pretrained(tiny.source)
-    monkeypatch.setattr(qaframe.models, "load_config", lambda spec, trust_remote_code=False: config)  # config cached, weights not
+    monkeypatch.setattr(qaframe_plugins.heads, "load_config", lambda spec, trust_remote_code=False: config)  # config cached, weights not
     with pytest.raises(UserError) as caught:
         qaframe_host.create("head", "span", ModelSpec(source="nobody-here/no-such-model"), pretrained=True)
     message = str(caught.value)
@@ -142,6 +142,91 @@ def test_truncated_safetensors_weights_are_a_one_line_user_error_naming_the_file
     message = str(caught.value)
     assert message.startswith(f"model '{tmp_path}' could not be loaded: tried the local folder {tmp_path}")
     assert f"({weights}) are truncated or corrupt" in message and "\n" not in message
+
+
+@pytest.fixture
+def load_log():
+    """The messages transformers' weight loading lets out to its handlers (qaframe holds them back on failure)."""
+    import logging
+
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("change", [{"hidden_size": 256, "num_attention_heads": 4}, {"type_vocab_size": 3}])
+def test_a_config_of_another_model_is_a_one_line_user_error_and_its_report_waits_for_debug(qaframe_host, tiny, tmp_path, load_log, change):
+    import json
+
+    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(UserError) as caught:
+        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"model '{tmp_path}' could not be loaded: tried the local folder {tmp_path}")
+    assert "config.json and its weights come from different models" in message and "\n" not in message
+    assert not any("LOAD REPORT" in m for m in load_log)
+    assert "LOAD REPORT" in str(caught.value.__cause__)  # what --debug's traceback shows
+
+
+def test_a_pretrained_encoder_without_the_span_head_loads_and_reports_its_new_head(qaframe_host, tiny, tmp_path, load_log):
+    from transformers import AutoConfig, BertModel
+
+    torch.manual_seed(0)
+    encoder = BertModel(AutoConfig.from_pretrained(tiny.source), add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path)  # as `--model kcbert` gets it: no qa_outputs
+    model = qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, encoder.embeddings.word_embeddings.weight)
+    [report] = [m for m in load_log if "LOAD REPORT" in m]
+    assert "qa_outputs.weight" in report and "MISSING" in report
+
+
+def test_truncated_pytorch_weights_are_a_one_line_user_error(qaframe_host, tiny, offline, tmp_path):
+    from safetensors.torch import load_file
+
+    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
+    torch.save(load_file(tmp_path / "model.safetensors"), tmp_path / "pytorch_model.bin")
+    (tmp_path / "model.safetensors").unlink()
+    weights = tmp_path / "pytorch_model.bin"
+    weights.write_bytes(weights.read_bytes()[:2000])
+    with pytest.raises(UserError) as caught:
+        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"model '{tmp_path}' could not be loaded") and "the weights are damaged" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("index", [{"weight_map": 5}, {}, [1]])
+def test_a_malformed_index_of_weight_shards_is_a_one_line_user_error(qaframe_host, tiny, offline, tmp_path, index):
+    import json
+
+    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").rename(tmp_path / "model-00001-of-00001.safetensors")
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(UserError) as caught:
+        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"model '{tmp_path}' could not be loaded") and "model.safetensors.index.json" in message
+    assert "\n" not in message
+
+
+def test_remote_model_code_that_does_not_compile_is_a_one_line_user_error_naming_the_file(qaframe_host, tiny, offline, tmp_path):
+    import json
+
+    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForQuestionAnswering": "modeling_mine.MineForQA"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "modeling_mine.py").write_text("class MineForQA(:\n    pass\n")
+    with pytest.raises(UserError) as caught:
+        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path), trust_remote_code=True), pretrained=True)
+    message = str(caught.value)
+    assert message.startswith(f"model '{tmp_path}' could not be loaded") and "its code (modeling_mine.py) does not compile" in message
+    assert "line 1" in message and "\n" not in message
 
 
 def test_architecture_without_a_question_answering_class_is_a_user_error(qaframe_host, tmp_path):

@@ -1,4 +1,4 @@
-"""`qaframe inspect`: the report per split, --json, settings errors, and the console script's one-line exit-2 error."""
+"""`qaframe inspect`: the report per split, --json, --featurizer, settings errors, and the console script's one-line exit-2 error."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from types import SimpleNamespace
+
 from click.testing import CliRunner
 
+from qaframe import hookimpl
+from qaframe import plugins as plugin_module
 from qaframe.cli import cli
 from qaframe.errors import UserError
 
@@ -23,7 +27,8 @@ def test_json_report_per_split(qaframe_host, fixtures_dir):
     result = run(*args, "--max-seq-length", "32", "--doc-stride", "8", "--max-query-length", "12", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["model"] == "tiny" and report["settings"] == {"max_seq_length": 32, "doc_stride": 8, "max_query_length": 12}
+    assert report["model"] == "tiny"
+    assert report["settings"] == {"featurizer": "sliding-window", "max_seq_length": 32, "doc_stride": 8, "max_query_length": 12}
     train, dev = report["splits"]["train"], report["splits"]["dev"]
     assert (train["examples"], dev["examples"], train["repaired"], train["skipped"]) == (5, 3, 0, 0)
     assert train["windows"] > train["examples"] and train["windows_per_example"]["max"] >= 2
@@ -61,6 +66,33 @@ def test_sample_corpus_is_the_default(qaframe_host):
     report = json.loads(result.output)
     assert report["corpus"] == "sample" and set(report["splits"]) == {"train", "dev"}
     assert report["splits"]["dev"]["answer_in_window_pct"] == 100.0
+
+
+def test_featurizer_option_builds_the_named_featurizer(qaframe_host, register_plugin):
+    built = []
+
+    def recording_window(settings):
+        """sliding-window's windows, recording the settings it was built with."""
+        built.append(settings)
+        return plugin_module.get_host().create("featurizer", "sliding-window", settings)
+
+    register_plugin(SimpleNamespace(register_featurizers=hookimpl(lambda register: register("recording-window", recording_window))),
+                    name="recording")
+    result = run("--featurizer", "recording-window", "--max-seq-length", "200", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["settings"]["featurizer"] == "recording-window"
+    assert [settings.max_seq_length for settings in built] == [200]
+    text = run("--featurizer", "recording-window", "--max-seq-length", "200")
+    assert text.exit_code == 0 and "), featurizer recording-window, max_seq_length 200" in text.output.splitlines()[0]
+
+
+def test_unknown_or_offsetless_featurizer_is_a_user_error(qaframe_host, register_plugin):
+    result = run("--featurizer", "sliding-windw")
+    assert isinstance(result.exception, UserError) and "did you mean 'sliding-window'" in str(result.exception)
+    origin = SimpleNamespace(register_featurizers=hookimpl(lambda register: register("origin-style", lambda examples, tokenizer, args: [])))
+    register_plugin(origin, name="origin")
+    result = run("--featurizer", "origin-style")
+    assert isinstance(result.exception, UserError) and "featurizer 'origin-style' makes no offset mapping" in str(result.exception)
 
 
 def test_bad_settings_are_user_errors(qaframe_host):

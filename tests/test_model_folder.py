@@ -168,3 +168,50 @@ def test_the_exported_model_is_readable_by_others(tiny_model_dir, tmp_path):
     os.umask(umask)
     modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "model").iterdir()}
     assert "model.safetensors" in modes and set(modes.values()) == {0o666 & ~umask}, modes
+
+
+def replace_json(folder: Path, name: str, edit) -> None:
+    """Replace the folder's link `name` by a file holding edit(its JSON)."""
+    data = json.loads((folder / name).read_text(encoding="utf-8"))
+    (folder / name).unlink()
+    (folder / name).write_text(json.dumps(edit(data)), encoding="utf-8")
+
+
+@pytest.mark.parametrize("change", [{"hidden_size": 256, "num_attention_heads": 4}, {"type_vocab_size": 3}, {"vocab_size": 30001}])
+def test_a_config_of_another_model_beside_the_weights_exits_2_in_one_line_without_the_load_report(capfd, model_folder, change):
+    replace_json(model_folder, "config.json", lambda config: {**config, **change})
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--model", str(model_folder), "--question", "한라산의 높이는?", "--context", "한라산의 높이는 1,947미터이다."])
+    out, err = capfd.readouterr()
+    assert exited.value.code == 2 and out == ""
+    line = err.splitlines()[-1]  # after transformers' progress bar of the weights
+    assert line.startswith(f"Error: model '{model_folder}' could not be loaded") and "come from different models" in line
+    assert "LOAD REPORT" not in err and "MISMATCH" not in err and "Internal error" not in err
+
+
+def without_weights_but_index(folder: Path, index) -> None:
+    """Swap the folder's model.safetensors for a model.safetensors.index.json holding `index`."""
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+
+
+def added_token_content(tokenizer: dict, content) -> dict:
+    """tokenizer.json with its first added token's content replaced."""
+    tokenizer["added_tokens"][0]["content"] = content
+    return tokenizer
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda f: replace_json(f, "config.json", lambda c: {**c, "hidden_size": "abc"}), "hidden_size"),
+    (lambda f: replace_json(f, "config.json", lambda c: [c]), "must be a mapping, not list"),
+    (lambda f: replace_json(f, "tokenizer_config.json", lambda t: {**t, "pad_token": 5}), "Special token pad_token"),
+    (lambda f: replace_json(f, "tokenizer.json", lambda t: added_token_content(t, 5)), "'int' object is not an instance of 'str'"),
+    (lambda f: without_weights_but_index(f, {"weight_map": 5}), "model.safetensors.index.json"),
+])
+def test_a_malformed_model_file_exits_2_in_one_line(capsys, model_folder, damage, expected):
+    damage(model_folder)
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    line = err.splitlines()[-1]
+    assert line.startswith("Error: ") and f"'{model_folder}'" in line and expected in line, err
+    assert "Internal error" not in err and "Traceback" not in err

@@ -14,7 +14,8 @@ import torch
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.models import (PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, configure_cuda_kernels,
-                            hub_unreachable, load_config, load_tokenizer, model_inputs, position_limit, resolve_model, takes_prepared_mask)
+                            hub_unreachable, load_config, load_tokenizer, model_inputs, position_limit, require_weights, resolve_model,
+                            takes_prepared_mask)
 from qaframe.types import FeaturizerSettings, ModelSpec
 from qaframe_plugins.models import TINY_FOLDER
 
@@ -100,6 +101,84 @@ def test_a_plugin_alias_resolves_and_its_limit_counts(register_plugin):
     assert spec.max_positions == 128 and spec.random_init
     with pytest.raises(UserError, match="--max-seq-length 200 exceeds the 128 positions"):
         check_max_seq_length(spec, load_config(spec), 200)
+
+
+class NotASpecPlugin:
+    """A model alias whose factory returns a hub id string instead of a ModelSpec."""
+
+    @hookimpl
+    def register_models(self, register):
+        register("by-name", lambda: "beomi/kcbert-base")
+
+
+def test_an_alias_that_builds_no_model_spec_is_a_user_error_naming_the_plugin(register_plugin):
+    register_plugin(NotASpecPlugin(), name="not-a-spec")
+    with pytest.raises(UserError) as caught:
+        resolve_model("by-name")
+    assert str(caught.value) == (
+        "model 'by-name' of plugin 'not-a-spec' (in-process -) built a str, not the ModelSpec (qaframe.types) a model factory returns"
+    )
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_model_name_is_refused_not_read_as_the_current_folder(name, monkeypatch, tmp_path, tiny_model_dir):
+    monkeypatch.chdir(shutil.copytree(tiny_model_dir, tmp_path / "a-model-folder"))  # the current folder holds a model
+    with pytest.raises(UserError, match=r"^--model is empty; pass an alias \(.*tiny.*\), a model folder or a hub id$"):
+        resolve_model(name)
+
+
+def test_require_weights_refuses_a_local_folder_without_weights_only(tmp_path, tiny_model_dir):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "no-weights")  # config and tokenizer, as a hub download without weights
+    with pytest.raises(UserError) as caught:
+        require_weights(ModelSpec(source=str(folder)))
+    assert str(caught.value).startswith(f"model folder {folder} has no weights (none of model.safetensors, model.safetensors.index.json,")
+    require_weights(ModelSpec(source=str(folder), random_init=True))  # built from its config: needs none
+    require_weights(ModelSpec(source="beomi/kcbert-base"))  # a hub id: the hub has them
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    require_weights(ModelSpec(source=str(folder)))
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("hidden_size", "abc", ("Validation error for field 'hidden_size'",) * 2),
+    (None, None, ("Should have a `model_type` key in its config.json", "must be a mapping, not list")),  # a list
+])
+def test_a_malformed_config_is_a_one_line_user_error(tmp_path, tiny_model_dir, field, value, expected):
+    import json
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, field: value} if field else [config]))
+    for what, load, part in zip(("config", "tokenizer"), (load_config, load_tokenizer), expected):
+        with pytest.raises(UserError) as caught:
+            load(ModelSpec(source=str(folder)))
+        message = str(caught.value)
+        assert message.startswith(f"cannot load the {what} of model '{folder}' (tried the folder): ")
+        assert part in message and "\n" not in message
+
+
+def test_a_malformed_tokenizer_file_is_a_one_line_user_error(tmp_path, tiny_model_dir):
+    import json
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**settings, "pad_token": 5}))
+    with pytest.raises(UserError, match=f"^cannot load the tokenizer of model '{folder}' \\(tried the folder\\): Special token pad_token"):
+        load_tokenizer(ModelSpec(source=str(folder)))
+
+
+def test_remote_config_code_that_does_not_compile_names_the_file(tmp_path, tiny_model_dir):
+    import json
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "configuration_mine.MineConfig"}}))
+    (folder / "configuration_mine.py").write_text("from transformers import BertConfig\n\nclass MineConfig(BertConfig:\n    pass\n")
+    with pytest.raises(UserError) as caught:
+        load_config(ModelSpec(source=str(folder)), trust_remote_code=True)
+    assert str(caught.value) == (
+        f"cannot load the config of model '{folder}' (tried the folder): its code (configuration_mine.py) does not compile: "
+        f"{caught.value.__cause__.msg} at line 3"
+    )
 
 
 def test_configure_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch():

@@ -137,6 +137,11 @@ def test_hook_that_raises_marks_only_its_plugin_broken():
     assert broken.provider.plugin == "exploding" and broken.error == "RuntimeError: cannot find my data"
 
 
+def metric_factory():
+    """A metric used only in tests."""
+    return SimpleNamespace(name="acme-f1", compute=lambda predictions, references: {"exact_match": 0.0, "f1": 0.0})
+
+
 class FakeDist:
     def __init__(self, name, version):
         self.name, self.version = name, version
@@ -157,7 +162,7 @@ def fake_entry_points(monkeypatch):
     """Replace entry-point discovery with a built-in, a working third party and a broken one."""
     points = [
         FakeEntryPoint("qaframe.corpora", FakeDist("qaframe", "0.1.0"), make_plugin(register_corpora=[("korquad", corpus_factory, {})])),
-        FakeEntryPoint("acme", FakeDist("acme-qa", "3.2"), make_plugin(register_metrics=[("acme-f1", corpus_factory, {})])),
+        FakeEntryPoint("acme", FakeDist("acme-qa", "3.2"), make_plugin(register_metrics=[("acme-f1", metric_factory, {})])),
         FakeEntryPoint("shaky", FakeDist("shaky-qa", "0.9"), error=ImportError("No module named 'shaky_deps'\nmore")),
     ]
     monkeypatch.setattr(plugin_module, "entry_points", lambda group: points if group == "qaframe" else [])
@@ -246,6 +251,24 @@ def test_entry_point_plugin_without_hookimpl_is_broken(monkeypatch):
         "did you forget `from qaframe import hookimpl` / `@hookimpl`?"
     )
     assert ("plugin", "forgetful", "broken") in {(r["kind"], r["name"], r["status"]) for r in host.listing()}
+
+
+def test_an_undecorated_hook_beside_decorated_ones_is_broken_not_dropped(register_plugin):
+    half = SimpleNamespace(
+        register_metrics=hookimpl(lambda register: None),
+        register_corpora=register_corpora,  # forgot @hookimpl here only
+    )
+    host = PluginHost()
+    assert not host.register(half, Provider("half", "half-qa", "1.0"))
+    [broken] = host.all_broken()
+    assert broken.provider.plugin == "half" and "half" not in host.plugins
+    assert broken.error == (
+        "register_corpora not decorated with @hookimpl, unlike register_metrics, so it would register nothing; "
+        "add `@hookimpl` (from qaframe import hookimpl)"
+    )
+    assert ("plugin", "half", "broken") in {(r["kind"], r["name"], r["status"]) for r in host.listing()}
+    with pytest.raises(AssertionError, match="register_corpora not decorated"):
+        register_plugin(half, name="half")
 
 
 def test_register_plugin_fixture_refuses_a_plugin_without_hooks(register_plugin):

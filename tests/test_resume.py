@@ -238,7 +238,8 @@ def test_a_checkpoint_past_max_steps_is_refused(tmp_path):
     from qaframe.runner import resolve_resume
 
     (tmp_path / "checkpoints").mkdir()
-    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.0", "global_step": 8}, tmp_path / "checkpoints" / "last.ckpt")
+    torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6.0", "global_step": 8, "optimizer_states": [], "loops": {}},
+               tmp_path / "checkpoints" / "last.ckpt")
     with pytest.raises(UserError, match=r"written after 8 optimizer steps, past --max-steps 6; resume with --max-steps 8 or more"):
         resolve_resume("last", tmp_path, max_steps=6)
     assert resolve_resume("last", tmp_path, max_steps=8).endswith("last.ckpt")  # a finished run: evaluated again

@@ -184,6 +184,10 @@ CLIENT_MISTAKES = [
     ("BOM context", "/predict", {**ITEM, "context": "\ufeff"}, 422, "context: is empty (or only spaces and invisible characters)"),
     ("invisible-separator question", "/predict", {**ITEM, "question": "\u2063\u2063"}, 422, "question: is empty"),
     ("soft-hyphen context", "/predict", {**ITEM, "context": " \u00ad "}, 422, "context: is empty"),
+    # U+FFFD passes that check, but BERT's normalizer removes it: no context token is left to answer with
+    ("context without tokens", "/predict", {**ITEM, "context": "\ufffd\ufffd"}, 422, "context: has no tokens the model knows"),
+    ("batch item without tokens", "/predict/batch", {"items": [ITEM, {**ITEM, "context": " \ufffd"}]}, 422,
+     "items[1].context: has no tokens the model knows"),
     ("number as question", "/predict", {**ITEM, "question": 7}, 422, "question: Input should be a valid string"),
     ("list as context", "/predict", {**ITEM, "context": ["a"]}, 422, "context: Input should be a valid string"),
     ("top_k zero", "/predict", {**ITEM, "top_k": 0}, 422, "top_k: Input should be greater than or equal to 1"),

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
+
+from qaframe.cli import NonEmptyPath
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--model", "model_dir", required=True, type=NonEmptyPath(file_okay=False),
               help="Model folder written by `qaframe run` (<output-dir>/model) or a Hugging Face QA folder.")
 @click.option("--corpus", required=True, help="Corpus to evaluate on (see `qaframe plugins`).")
 @click.option("--split", default="dev", show_default=True, help="Split of the corpus to score.")
-@click.option("--output-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--output-dir", required=True, type=NonEmptyPath(file_okay=False),
               help="Where predictions.json, nbest_predictions.json and metrics.json go.")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the corpus files.")
-@click.option("--train-file", type=click.Path(dir_okay=False, path_type=Path), help="Training file, overriding the corpus's default.")
-@click.option("--dev-file", type=click.Path(dir_okay=False, path_type=Path), help="Dev file, overriding the corpus's default.")
+@click.option("--data-dir", type=NonEmptyPath(), help="Folder holding the corpus files.")
+@click.option("--train-file", type=NonEmptyPath(dir_okay=False), help="Training file, overriding the corpus's default.")
+@click.option("--dev-file", type=NonEmptyPath(dir_okay=False), help="Dev file, overriding the corpus's default.")
 @click.option("--strict/--no-strict", default=False, help="Fail on records that loading would otherwise repair or skip.")
 @click.option("--refiner", help="Answer-boundary refiner, or `none`; default: the model's own (qaframe.json), else the corpus's.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Windows per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--cache-dir", type=NonEmptyPath(file_okay=False),
               help="Feature cache folder; default $QAFRAME_CACHE_DIR, else $XDG_CACHE_HOME/qaframe, else ~/.cache/qaframe.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow a model or tokenizer that runs code from its folder.")
 def evaluate(model_dir, corpus, split, output_dir, data_dir, train_file, dev_file, strict, refiner, batch_size, device,

@@ -1,4 +1,4 @@
-"""`qaframe inspect`: what a corpus looks like through a model's tokenizer and the sliding-window featurizer.
+"""`qaframe inspect`: what a corpus looks like through a model's tokenizer and a run's featurizer (`--featurizer`).
 
 Per split: examples, answers repaired and skipped while loading, windows per example, the
 share of answers wholly inside at least one window, the label round trip (the labelled token
@@ -15,10 +15,10 @@ round trip itself. Trainable refiners are fitted on the train split first (n/a w
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
+from qaframe.cli import NonEmptyPath
 from qaframe.config import RunConfig
 
 RUN = RunConfig()  # the window settings default to the run's, so the report describes the windows a run trains on
@@ -167,7 +167,7 @@ def render(report: dict) -> str:
     """The report as aligned plain text."""
     s = report["settings"]
     lines = [
-        f"corpus {report['corpus']}, model {report['model']} ({report['model_source']}), "
+        f"corpus {report['corpus']}, model {report['model']} ({report['model_source']}), featurizer {s['featurizer']}, "
         f"max_seq_length {s['max_seq_length']}, doc_stride {s['doc_stride']} (overlap), max_query_length {s['max_query_length']}"
     ]
     for name, r in report["splits"].items():
@@ -190,9 +190,11 @@ def render(report: dict) -> str:
 @click.command()
 @click.option("--corpus", "corpus_name", default="sample", show_default=True, help="Corpus name (see `qaframe plugins`).")
 @click.option("--model", "model_name", default="tiny", show_default=True, help="Model alias, local folder or hub id whose tokenizer to use.")
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), help="Folder holding the corpus files (korquad).")
-@click.option("--train-file", type=click.Path(path_type=Path, dir_okay=False), help="Training file (squad-json, or instead of korquad's).")
-@click.option("--dev-file", type=click.Path(path_type=Path, dir_okay=False), help="Dev file (squad-json, or instead of korquad's).")
+@click.option("--data-dir", type=NonEmptyPath(file_okay=False), help="Folder holding the corpus files (korquad).")
+@click.option("--train-file", type=NonEmptyPath(dir_okay=False), help="Training file (squad-json, or instead of korquad's).")
+@click.option("--dev-file", type=NonEmptyPath(dir_okay=False), help="Dev file (squad-json, or instead of korquad's).")
+@click.option("--featurizer", "featurizer_name", default=RUN.featurizer, show_default=True,
+              help="Featurizer that cuts examples into windows, as `qaframe run --featurizer` (see `qaframe plugins`).")
 @click.option("--max-seq-length", type=click.IntRange(min=8), default=RUN.max_seq_length, show_default=True,
               help="Tokens per window (`qaframe run`'s default).")
 @click.option("--doc-stride", type=click.IntRange(min=0), default=RUN.doc_stride, show_default=True,
@@ -201,17 +203,20 @@ def render(report: dict) -> str:
               help="Questions are cut to this many tokens (`qaframe run`'s default).")
 @click.option("--strict", is_flag=True, help="Stop at the first answer that needs repair or record that must be skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect(corpus_name, model_name, data_dir, train_file, dev_file, max_seq_length, doc_stride, max_query_length, strict, as_json) -> None:
+def inspect(corpus_name, model_name, data_dir, train_file, dev_file, featurizer_name, max_seq_length, doc_stride, max_query_length, strict,
+            as_json) -> None:
     """Show how a corpus loads and tokenizes: repairs, windows, label round trip, token lengths, EM ceilings."""
     from qaframe import plugins
-    from qaframe.features import build_featurizer
+    from qaframe.features import build_featurizer, is_origin_function, no_offsets
     from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
     from qaframe.types import CorpusOptions, FeaturizerSettings
 
+    if is_origin_function(plugins.get_host().registry("featurizer").get(featurizer_name).factory):
+        raise no_offsets(featurizer_name)  # the report reads the labels through the windows' offsets
     spec = resolve_model(model_name)
     check_max_seq_length(spec, load_config(spec), max_seq_length)
     settings = FeaturizerSettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
-    featurizer = build_featurizer("sliding-window", settings)
+    featurizer = build_featurizer(featurizer_name, settings)
     options = CorpusOptions(data_dir=data_dir, train_file=train_file, dev_file=dev_file, strict=strict)
     corpus = plugins.get_host().create("corpus", corpus_name, options)
     tokenizer = load_tokenizer(spec)
@@ -221,7 +226,7 @@ def inspect(corpus_name, model_name, data_dir, train_file, dev_file, max_seq_len
         "corpus": corpus_name,
         "model": model_name,
         "model_source": spec.source,
-        "settings": {"max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length},
+        "settings": {"featurizer": featurizer_name, "max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length},
         "splits": {name: inspect_split(split, featurizer, tokenizer, refiners) for name, split in splits.items()},
     }
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render(report))

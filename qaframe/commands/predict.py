@@ -7,13 +7,15 @@ from pathlib import Path
 
 import click
 
-from qaframe.errors import UserError
+from qaframe.cli import NonEmptyPath
+from qaframe.errors import ContextWithoutTokens, UserError
 
 CHUNK = 256  # questions featurized and answered together when reading --input
 
 
 def read_questions(path: Path) -> list[dict]:
-    """The records of a JSON-lines file: {"id"?, "question", "context"} per line; UserError naming file and line."""
+    """The records of a JSON-lines file of {"id"?, "question", "context"} objects as {"id", "question", "context", "line"}
+    (the id: the line number when absent or null); UserError naming file and line."""
     from qaframe.io import parse_json
     from qaframe.text import unusable_text
 
@@ -33,21 +35,21 @@ def read_questions(path: Path) -> list[dict]:
         for key in ("question", "context"):
             if unusable_text(record.get(key)):
                 raise UserError(f"{path}:{number}: '{key}' is {unusable_text(record.get(key))}")
-        record_id = str(record.get("id", number))
+        record_id = str(number if record.get("id") is None else record["id"])
         if unusable_text(record_id):
             raise UserError(f"{path}:{number}: 'id' is {unusable_text(record_id)}")
-        records.append({"id": record_id, "question": record["question"], "context": record["context"]})
+        records.append({"id": record_id, "question": record["question"], "context": record["context"], "line": number})
     return records
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--model", "model_dir", required=True, type=NonEmptyPath(file_okay=False),
               help="Model folder written by `qaframe run` (<output-dir>/model) or a Hugging Face QA folder.")
 @click.option("--question", help="The question to answer (with --context).")
 @click.option("--context", help="The passage to find the answer in (with --question).")
-@click.option("--input", "input_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--input", "input_file", type=NonEmptyPath(dir_okay=False),
               help='JSON-lines file of questions, one {"id"?, "question", "context"} object per line.')
-@click.option("--output", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--output", "output_file", type=NonEmptyPath(dir_okay=False),
               help="With --input: write the answers as JSON lines here instead of standard output.")
 @click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1), help="Answers per question, best first (at most the model's n-best size, 20 by default).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (answers with score, start and end) instead of text; --input always writes JSON lines.")
@@ -71,13 +73,18 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
     records = read_questions(input_file) if input_file else None
     check_device(device)
     if output_file is not None:
+        if output_file.exists() and output_file.samefile(input_file):
+            raise UserError(f"--output {output_file} is the --input file, which writing the answers would replace; give another file")
         io.check_writable_folder(output_file.parent, f"--output {output_file}")
 
     from qaframe.predictor import Predictor
 
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
     if records is None:
-        answers = predictor.answer([(question, context)], top_k=top_k)[0]
+        try:
+            answers = predictor.answer([(question, context)], top_k=top_k)[0]
+        except ContextWithoutTokens as error:
+            raise UserError(f"--context {error.reason}") from None
         if as_json:
             click.echo(json.dumps(answers, ensure_ascii=False))
         else:
@@ -87,7 +94,10 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
     lines = []
     for first in range(0, len(records), CHUNK):
         chunk = records[first : first + CHUNK]
-        answered = predictor.answer([(r["question"], r["context"]) for r in chunk], top_k=top_k)
+        try:
+            answered = predictor.answer([(r["question"], r["context"]) for r in chunk], top_k=top_k)
+        except ContextWithoutTokens as error:
+            raise UserError(f"{input_file}:{chunk[error.index]['line']}: 'context' {error.reason}") from None
         lines += [json.dumps({"id": r["id"], "answers": a}, ensure_ascii=False) for r, a in zip(chunk, answered)]
     text = "".join(line + "\n" for line in lines)
     if output_file is not None:

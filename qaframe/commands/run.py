@@ -38,8 +38,8 @@ def config_options(command):
               help="YAML file of options (option: value); flags given here override it. Relative paths in it are read "
                    "from the current folder, as on the command line.")
 @click.option("--print-config", is_flag=True,
-              help="Check the options as the run does before reading data, print them as the run writes config.yaml, "
-                   "and exit without training.")
+              help="Check the options as the run does before reading data (a hub model's files, which need the network, "
+                   "are left to the run), print them as the run writes config.yaml, and exit without training.")
 @config_options
 def run(config_file: str | None, print_config: bool, **values) -> None:
     """Train a QA model, evaluate its best checkpoint on dev, and write config, checkpoints, model/ and metrics.
@@ -52,11 +52,11 @@ def run(config_file: str | None, print_config: bool, **values) -> None:
     if print_config:
         from qaframe.runner import prepare
 
-        click.echo(prepare(config, fetch=False).config.to_yaml(), nl=False)
+        click.echo(prepare(config, fetch=False).config_yaml, nl=False)
         return
     from qaframe.runner import run as run_training
     from qaframe.runner import summary
 
     result = run_training(config)
     if result.is_global_zero:
-        click.echo(summary(result.metrics, result.output_dir))
+        click.echo(summary(result.metrics, result.output_dir, ("metrics.json", "predictions.json", "model/")))

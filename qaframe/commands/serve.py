@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from qaframe.cli import NonEmptyPath
 from qaframe.errors import UserError
 
 EXTRA_MISSING = "qaframe serve needs the serve extra: pip install 'qaframe[serve]'"
@@ -52,20 +53,19 @@ def check_device(device: str) -> None:
 
 
 @click.command()
-@click.option("--model", "model_dir", required=True, metavar="DIR", help="A saved model folder: `qaframe run`'s <output>/model/ or a Hugging Face QA model.")
+@click.option("--model", "model_dir", required=True, type=NonEmptyPath(file_okay=False), metavar="DIR", help="A saved model folder: `qaframe run`'s <output>/model/ or a Hugging Face QA model.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on; 0.0.0.0 exposes the server to the network.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on; 0 picks a free one.")
 @click.option("--device", default="cpu", show_default=True, help="Where the model runs: cpu, cuda, cuda:1, mps.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow the model folder to run its own Python code (off by default).")
-def serve(model_dir: str, host: str, port: int, device: str, trust_remote_code: bool) -> None:
+def serve(model_dir: Path, host: str, port: int, device: str, trust_remote_code: bool) -> None:
     """Serve a model: POST /predict, POST /predict/batch, GET /health and a web page at /."""
     try:
         import fastapi  # noqa: F401  (checked here so the message names the extra)
         import uvicorn
     except ImportError:
         raise UserError(EXTRA_MISSING) from None
-    folder = Path(model_dir)
-    if not folder.is_dir():
+    if not model_dir.is_dir():
         raise UserError(f"--model {model_dir}: no such folder; give the model/ folder written by `qaframe run` or a Hugging Face QA model folder")
 
     check_device(device)
@@ -74,7 +74,7 @@ def serve(model_dir: str, host: str, port: int, device: str, trust_remote_code: 
     from qaframe.predictor import Predictor
     from qaframe.serving import create_app
 
-    predictor = Predictor.load(folder, device=device, trust_remote_code=trust_remote_code)
+    predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code)
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(predictor, allowed_hosts=loopback_names(host)), host=host, port=port, log_level="info")
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
