@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -68,6 +69,16 @@ def cli() -> None:
     """Fine-tune, evaluate and serve extractive question-answering models (Korean first)."""
 
 
+def raised_at(error: BaseException) -> str:
+    """` at <folder>/<file>:<line> in <function>`: where `error` was raised, which names the plugin (or library) to blame."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    path = Path(frame.filename)
+    return f" at {path.parent.name}/{path.name}:{frame.lineno} in {frame.name}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     debug = debug_enabled(argv)
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         message = one_line(f"{type(error).__name__}: {error}")
-        click.echo(f"Internal error: {message} (rerun with --debug for the traceback)", err=True)
+        click.echo(f"Internal error: {message}{raised_at(error)} (rerun with --debug for the traceback)", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)  # --version and --help return their exit code
 

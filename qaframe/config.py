@@ -147,6 +147,10 @@ class RunConfig:
         for name in positive:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UserError(f"{flag(name)} must be at least 1, got {getattr(self, name)}")
+        for option_field in self.options():  # torch and numpy count in 64-bit integers
+            value = getattr(self, option_field.name)
+            if option_field.metadata["kind"] == "int" and abs(value or 0) >= 2**63:
+                raise UserError(f"{flag(option_field.name)} must be below 2**63, got {value}")
         if not SEEDS[0] <= self.seed <= SEEDS[1]:
             raise UserError(f"--seed must be from {SEEDS[0]} to {SEEDS[1]}, got {self.seed}")
         if self.learning_rate is not None and self.learning_rate <= 0:

@@ -2,7 +2,8 @@
 
 A model folder written by `qaframe run` (`<output>/model/`) holds the save_pretrained files, the
 tokenizer and `qaframe.json` (head, featurizer and its settings, decoding sizes, refiner,
-corpus). A plain Hugging Face question-answering folder without `qaframe.json` works too, with
+corpus, and the plugins that provided those names: loading warns when another provides one
+now, as an override installed since would, since the answers can then differ). A plain Hugging Face question-answering folder without `qaframe.json` works too, with
 the `span` head, the `sliding-window` featurizer and no refiner. Long contexts are cut into the
 same overlapping windows as in training and the best span of all windows wins.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import reprlib
 import threading
 from pathlib import Path
@@ -27,6 +29,8 @@ from qaframe.features import build_featurizer
 from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, model_inputs,
                              native_bf16, position_limit, takes_prepared_mask)
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
+
+log = logging.getLogger("qaframe.predictor")
 
 METADATA_FILE = "qaframe.json"
 PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")  # what `qaframe run` trains in, as Lightning names it
@@ -261,6 +265,17 @@ def validate_metadata(data: dict, path: Path) -> None:
             problems.append(f"{kind} must be a name, got {reprlib.repr(name)}")
         elif name not in host.registry(kind):
             problems.append(host.registry(kind).unknown_message(name))
+    recorded = data.get("plugins", {})
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+        problems.append(f"plugins must be an object of plugin names, got {reprlib.repr(recorded)}")
+    else:
+        for kind, plugin in recorded.items():
+            name = data.get(kind)
+            if kind in ("head", "featurizer", "refiner") and isinstance(name, str) and name in host.registry(kind):
+                now = host.registry(kind).get(name).provider.plugin
+                if now != plugin:
+                    log.warning("%s: %s '%s' was provided by plugin '%s' when this model was trained, and is by '%s' now "
+                                "(an override?); its answers can differ from the run's", path, kind, name, plugin, now)
     for key in ("n_best_size", "max_answer_length"):
         if key in data and not is_count(data[key], 1):
             problems.append(f"{key} must be a positive integer, got {reprlib.repr(data[key])}")

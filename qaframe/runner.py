@@ -503,8 +503,11 @@ class TrainClock(Callback):
 
 
 def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: str) -> dict[str, Any]:
-    """The qaframe.json of an exported model: how to featurize, decode and refine for it, and the
-    precision its run evaluated in (`qaframe evaluate` computes in it, to reproduce the scores)."""
+    """The qaframe.json of an exported model: how to featurize, decode and refine for it, the plugins that provided
+    those names (loading warns when another plugin provides one now), and the precision its run evaluated in
+    (`qaframe evaluate` computes in it, to reproduce the scores)."""
+    host = plugins.get_host()
+    named = {kind: getattr(config, kind) for kind in ("head", "featurizer", "refiner") if getattr(config, kind) != "none"}
     return {
         "head": config.head,
         "featurizer": config.featurizer,
@@ -515,6 +518,7 @@ def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: s
         "corpus": config.corpus,
         "base_model": config.model,
         "precision": precision,
+        "plugins": {kind: host.registry(kind).get(name).provider.plugin for kind, name in named.items()},
     }
 
 

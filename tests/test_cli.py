@@ -71,6 +71,8 @@ def test_internal_error_is_one_line_without_debug(with_failing_command, capsys, 
     assert run_main(monkeypatch, ["failing", "--fail", "bug"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "RuntimeError: a bug in qaframe" in err and "--debug" in err
+    line = next(number for number, text in enumerate(Path(__file__).read_text().splitlines(), 1) if "raise RuntimeError(" in text)
+    assert f" at tests/test_cli.py:{line} in failing (rerun" in err  # where it was raised: whose code to blame
 
 
 def test_console_script_starts_without_heavy_imports():

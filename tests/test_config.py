@@ -161,6 +161,13 @@ def test_limits_take_counts_or_fractions():
         RunConfig.from_sources(overrides={"limit_val_batches": "2.5"})
 
 
+@pytest.mark.parametrize("name", [f.name for f in RunConfig.options() if f.metadata["kind"] == "int"])
+def test_an_integer_beyond_64_bits_is_refused(name):
+    """Lightning and torch turn these into 64-bit integers, where 10**30 overflowed in the middle of training."""
+    with pytest.raises(UserError, match=rf"^--{name.replace('_', '-')} must be below 2\*\*63, got 10{'0' * 29}$"):
+        RunConfig.from_sources(overrides={name: str(10**30)})
+
+
 def test_print_config_round_trips(monkeypatch, capsys, tmp_path):
     file = tmp_path / "run.yaml"
     file.write_text("max_epochs: 7\ncorpus: sample\n")

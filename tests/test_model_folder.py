@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from qaframe import hookimpl
 from qaframe.cli import main
 from qaframe.errors import UserError
 from qaframe.predictor import Predictor
@@ -89,6 +90,7 @@ def error_line(err: str) -> str:
     ({"head": "spam"}, "unknown head 'spam'; did you mean 'span'?"),
     ({"featurizer": "sliding"}, "unknown featurizer 'sliding'"),
     ({"refiner": "korean"}, "unknown refiner 'korean'"),
+    ({"plugins": ["qaframe.heads"]}, "plugins must be an object of plugin names, got ['qaframe.heads']"),
 ])
 def test_bad_metadata_value_is_a_one_line_error_naming_the_file(model_folder, metadata, expected):
     path = write_metadata(model_folder, metadata)
@@ -143,6 +145,39 @@ def test_valid_metadata_still_answers_and_keeps_its_settings(capsys, model_folde
     assert code == 0 and out.count("\n") == 1, err  # one answer: a span of the context, a tab, its score
     text, score = out.rstrip("\n").split("\t")
     assert text and text in "한라산의 높이는 1,947미터이다." and 0 <= float(score) <= 1
+
+
+class Replacement:
+    """A plugin overriding the built-in `sliding-window` featurizer with the same class (as a changed one would)."""
+
+    @hookimpl
+    def register_featurizers(self, register):
+        from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+
+        register("sliding-window", SlidingWindowFeaturizer, override=True)
+
+
+def test_a_name_provided_by_another_plugin_since_training_is_warned_about(model_folder, register_plugin, caplog):
+    path = write_metadata(model_folder, {"featurizer": "sliding-window", "head": "span",
+                                         "plugins": {"featurizer": "qaframe.featurizers", "head": "qaframe.heads"}})
+    Predictor.load(model_folder)
+    assert "was provided by plugin" not in caplog.text  # the same plugins as in training
+    register_plugin(Replacement(), name="replacement")
+    Predictor.load(model_folder)
+    assert (f"{path}: featurizer 'sliding-window' was provided by plugin 'qaframe.featurizers' when this model was trained, "
+            "and is by 'replacement' now (an override?); its answers can differ from the run's") in caplog.text
+    assert "head 'span'" not in caplog.text
+
+
+def test_a_run_records_the_plugins_behind_its_names():
+    from qaframe.config import RunConfig
+    from qaframe.runner import model_metadata
+    from qaframe.types import FeaturizerSettings
+
+    config = RunConfig(refiner="korean-particles")
+    assert model_metadata(config, FeaturizerSettings(64, 16, 16), "32")["plugins"] == {
+        "head": "qaframe.heads", "featurizer": "qaframe.featurizers", "refiner": "qaframe.refiners"}
+    assert "refiner" not in model_metadata(RunConfig(refiner="none"), FeaturizerSettings(64, 16, 16), "32")["plugins"]
 
 
 def test_plain_folder_without_metadata_still_answers(capsys, model_folder):
