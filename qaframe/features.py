@@ -67,6 +67,13 @@ def no_offsets(featurizer_name: str) -> UserError:
     )
 
 
+def refuse_origin_function(featurizer_name: str) -> None:
+    """UserError, before any data is read, for a featurizer registered as an origin-style function: its windows carry
+    no offsets, which evaluation, prediction and `qaframe inspect` read answers through."""
+    if is_origin_function(plugins.get_host().registry("featurizer").get(featurizer_name).factory):
+        raise no_offsets(featurizer_name)
+
+
 def require_offsets(features: Features, featurizer_name: str) -> None:
     """UserError when features lack the offsets that evaluation and prediction need."""
     if features.offsets is None:

@@ -50,7 +50,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from qaframe import io, plugins
 from qaframe.config import RunConfig
 from qaframe.errors import UserError, held_back
-from qaframe.features import build_featurizer, is_origin_function, load_or_build, no_offsets, require_offsets
+from qaframe.features import build_featurizer, load_or_build, refuse_origin_function, require_offsets
 from qaframe.models import (check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16,
                             require_weights, resolve_model)
 from qaframe.predictor import Predictor, window_logits
@@ -218,8 +218,7 @@ def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
     host = plugins.get_host()
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
-    if is_origin_function(host.registry("featurizer").get(config.featurizer).factory):
-        raise no_offsets(config.featurizer)  # a run evaluates on dev, which decodes answers through the offsets
+    refuse_origin_function(config.featurizer)  # a run evaluates on dev, which decodes answers through the offsets
     corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
     for split in ("train", "dev"):
         _require_split(corpus, config.corpus, split)

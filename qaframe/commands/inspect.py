@@ -207,12 +207,11 @@ def inspect(corpus_name, model_name, data_dir, train_file, dev_file, featurizer_
             as_json) -> None:
     """Show how a corpus loads and tokenizes: repairs, windows, label round trip, token lengths, EM ceilings."""
     from qaframe import plugins
-    from qaframe.features import build_featurizer, is_origin_function, no_offsets
+    from qaframe.features import build_featurizer, refuse_origin_function
     from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
     from qaframe.types import CorpusOptions, FeaturizerSettings
 
-    if is_origin_function(plugins.get_host().registry("featurizer").get(featurizer_name).factory):
-        raise no_offsets(featurizer_name)  # the report reads the labels through the windows' offsets
+    refuse_origin_function(featurizer_name)
     spec = resolve_model(model_name)
     check_max_seq_length(spec, load_config(spec), max_seq_length)
     settings = FeaturizerSettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
