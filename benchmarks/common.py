@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from qaframe.types import Answer, QAExample
+from qaframe_plugins.corpora import SAMPLE_FOLDER
+from qaframe_plugins.models import TINY_FOLDER  # KcBERT vocabulary, 2 layers, hidden 128
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_FOLDER = ROOT / "plugins" / "data" / "tiny-kcbert"  # KcBERT vocabulary, 2 layers, hidden 128
-SAMPLE = ROOT / "plugins" / "data" / "sample"
 SEED = 20240607
 KORQUAD_DEV_QUESTIONS = 5774
 # kcbert-base (beomi/kcbert-base config.json): the GPU benchmarks build it with random weights
@@ -43,7 +43,7 @@ def sentences_and_questions() -> tuple[list[str], list[str]]:
     """The sentences of the packaged sample corpus's contexts and its questions."""
     sentences, questions = [], []
     for split in ("train", "dev"):
-        data = json.loads((SAMPLE / f"{split}.json").read_text(encoding="utf-8"))["data"]
+        data = json.loads((SAMPLE_FOLDER / f"{split}.json").read_text(encoding="utf-8"))["data"]
         for paragraph in (p for article in data for p in article["paragraphs"]):
             sentences += [s.strip() for s in re.split(r"(?<=[.?!])\s+", paragraph["context"]) if s.strip()]
             questions += [qa["question"] for qa in paragraph["qas"]]
@@ -125,7 +125,7 @@ def register_random_model(name: str, folder: Path) -> None:
     class BenchmarkModels:
         @hookimpl
         def register_models(self, register):
-            register(name, lambda: ModelSpec(source=str(folder), max_positions=300, cased=True, random_init=True))
+            register(name, lambda: ModelSpec(source=str(folder), max_positions=300, random_init=True))
 
     plugins.get_host().register(BenchmarkModels(), "benchmarks")
 

@@ -41,7 +41,7 @@ import gc
 import numpy as np
 from common import SEED, best_of, emit, load_examples, tokenizer_folder
 
-from qaframe.decoding import nbest_spans, postprocess
+from qaframe.decoding import postprocess
 from qaframe.types import Features
 
 MAX_SEQ_LENGTH, OVERLAP, N_BEST, MAX_ANSWER = 300, 128, 20, 30
@@ -180,9 +180,6 @@ def main(argv=None) -> None:
     del decoded
     refined_s, _ = best_of(ours_repeats, lambda: ours(refiner=refiner))
     refined_nbest_s, _ = best_of(args.repeats, lambda: ours(refiner=refiner).nbest)
-    spans_s, _ = best_of(args.repeats, lambda: nbest_spans(
-        features, start, end, len(examples), n_best_size=N_BEST, max_answer_length=MAX_ANSWER
-    ))
     peer_s, (peer_predictions, _) = best_of(args.repeats, lambda: peer(with_nbest=False))
     peer_nbest_s, (peer_nbest_predictions, _) = best_of(args.repeats, peer)
     differ = {k for k in predictions if not predictions[k] == peer_predictions[k] == peer_nbest_predictions[k] == ours_nbest_top[k]}
@@ -193,7 +190,7 @@ def main(argv=None) -> None:
     _, peer_plain_nbest = peer(plain_start, plain_end)
     plain_differ = [k for k in peer_plain_nbest if peer_plain_nbest[k][0]["text"] != ours_plain.predictions[k]]
     plain_better = sum(
-        ours_plain.nbest[k][0]["score"] > peer_plain_nbest[k][0]["start_logit"] + peer_plain_nbest[k][0]["end_logit"]
+        ours_plain.nbest[k][0]["logit_score"] > peer_plain_nbest[k][0]["start_logit"] + peer_plain_nbest[k][0]["end_logit"]
         for k in plain_differ
     )
 
@@ -209,7 +206,6 @@ def main(argv=None) -> None:
         "ratio_nbest": round(peer_nbest_s / nbest_s, 1),
         "qaframe_refined_s": round(refined_s, 4),
         "qaframe_refined_nbest_s": round(refined_nbest_s, 4),
-        "nbest_spans_s": round(spans_s, 4),
         "examples": len(examples),
         "windows": len(features),
         "windows_per_example": round(len(features) / len(examples), 2),

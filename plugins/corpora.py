@@ -1,8 +1,7 @@
 """Built-in corpora: `korquad` (KorQuAD 1.0, downloaded on first use), `squad-json`, `sample` and `synthetic`.
 
 Every corpus reads SQuAD-format records through one validating loader: an `answer_start`
-that misses its text is moved to the nearest occurrence of the text and invisible characters
-(zero-width, direction marks) at the ends of an answer are trimmed (repaired), a record that
+that misses its text is moved to the nearest occurrence of the text (repaired), a record that
 cannot be used is skipped with its reason; both are counted in the split (`repaired`, `skipped`;
 `qaframe run`, `evaluate` and `inspect` report them) and turned into a UserError by `strict`. A
 file without one usable record is a UserError.
@@ -16,13 +15,13 @@ import logging
 import os
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Collection, Iterable, Iterator
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.io import atomic_path, cache_root, check_writable_folder, parse_json
-from qaframe.text import blank, unusable_text
-from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample
+from qaframe.io import atomic_path, cache_root, check_writable_folder, parse_json, read_text
+from qaframe.text import unusable_text
+from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample, no_such_split
 
 log = logging.getLogger("qaframe.corpora")
 
@@ -49,7 +48,7 @@ class RecordLoader:
         self.skipped.append((record_id, reason))
 
     def repair(self, record_id: str, reason: str) -> None:
-        """Record a repaired answer (moved answer_start, trimmed text), or stop in strict mode."""
+        """Record a repaired answer (moved answer_start), or stop in strict mode."""
         if self.strict:
             raise UserError(f"{self.source}: record {record_id}: {reason} (strict loading; fix the record or drop --strict)")
         self.repaired.append(record_id)
@@ -108,21 +107,13 @@ class RecordLoader:
             return f"answer {number}: 'answer_start' is not an integer"
         if start < 0 or start >= len(context):
             return f"answer {number}: answer_start {start} is outside the context (length {len(context)})"
-        repairs = []
         if not context.startswith(text, start):
             nearest = nearest_occurrence(context, text, start)
             if nearest is None:
                 return f"answer {number}: text {text[:40]!r} does not occur in the context"
-            repairs.append(f"answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
+            self.repair(record_id, f"answer {number}: answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
             start = nearest
-        invisible = "".join(c for c in set(text) if blank(c) and not c.isspace())  # format and control characters
-        trimmed = text.strip(invisible)
-        if trimmed != text:  # no token covers these characters, so the label could never reproduce the gold text
-            repairs.append(f"invisible characters (zero-width, direction marks and the like) trimmed from {text[:40]!r}")
-            start += len(text) - len(text.lstrip(invisible))
-        if repairs:  # one repair per answer, however many things were mended
-            self.repair(record_id, f"answer {number}: {'; '.join(repairs)}")
-        return Answer(trimmed, start)
+        return Answer(text, start)
 
     def result(self, files: Iterable[Path] = ()) -> CorpusSplit:
         """The loaded split, with the ids repaired and skipped; UserError when nothing is usable."""
@@ -144,18 +135,6 @@ def nearest_occurrence(context: str, text: str, start: int) -> int | None:
 
 
 # -- SQuAD-format files -----------------------------------------------------------------
-def read_text(path: Path, missing_hint: str = "") -> str:
-    """A file's UTF-8 text (a BOM dropped); UserError naming the file when it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as error:
-        raise UserError(f"{path}: no such file" + (f"; {missing_hint}" if missing_hint else "")) from error
-    except UnicodeDecodeError as error:
-        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from error
-    except OSError as error:
-        raise UserError(f"{path}: cannot read: {error.strerror or error}") from error
-
-
 def read_json(path: Path) -> Any:
     """Parse a JSON file; UserError with file, line and column when it is malformed."""
     return parse_json(read_text(path), path, "fix the file or download it again")
@@ -223,8 +202,12 @@ def download(url: str, target: Path) -> None:
             raise OSError(f"download of {url} stopped after {received} of {total} bytes")
 
 
-def ensure_korquad(data_dir: Path, split: str) -> Path:
-    """The KorQuAD 1.0 file of `split` in `data_dir`, downloaded first when it is missing."""
+def ensure_korquad(data_dir: Path, split: str, from_folder: Collection[str]) -> Path:
+    """The KorQuAD 1.0 file of `split` in `data_dir`, downloaded first when it is missing.
+
+    `from_folder`: the splits read from `data_dir` (not given by --train-file/--dev-file); a
+    failed download names those of their files that are missing.
+    """
     target = data_dir / KORQUAD_FILES[split]
     if os.path.isfile(target):  # False, not PermissionError, inside a folder this user cannot look into
         return target
@@ -248,9 +231,12 @@ def ensure_korquad(data_dir: Path, split: str) -> Path:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         reason = getattr(error, "reason", None) or error
+        missing = [other for other, name in KORQUAD_FILES.items()
+                   if other == split or (other in from_folder and not (data_dir / name).is_file())]
         raise UserError(
-            f"cannot download KorQuAD 1.0 ({reason}); download {', '.join(KORQUAD_FILES.values())} "
-            f"from {KORQUAD_URL} and put them in {data_dir} (or pass --data-dir)"
+            f"cannot download KorQuAD 1.0 ({reason}); download {' and '.join(KORQUAD_FILES[other] for other in missing)} "
+            f"from {KORQUAD_URL} and put {'them' if len(missing) > 1 else 'it'} in {data_dir} (or pass --data-dir), "
+            f"or read your own copy with {' and '.join(f'--{other}-file' for other in missing)}"
         ) from error
     return target
 
@@ -266,6 +252,7 @@ def refuse_files(corpus: str, options: CorpusOptions) -> None:
 class FileCorpus:
     """A corpus made of one SQuAD-format file per split."""
 
+    name: str  # the corpus's registered name, for messages
     metric = "korquad"
     refiner = "korean-particles"
 
@@ -280,7 +267,7 @@ class FileCorpus:
     def path(self, split: str) -> Path:
         """The file that holds `split`."""
         if split not in self.files:
-            raise UserError(f"this corpus has no '{split}' split (it has: {', '.join(self.files) or 'none'})")
+            raise no_such_split(self.name, split, self.splits())
         return self.files[split]
 
     def load(self, split: str) -> CorpusSplit:
@@ -291,6 +278,8 @@ class FileCorpus:
 class KorQuADCorpus(FileCorpus):
     """KorQuAD 1.0 from --data-dir (downloaded from korquad.github.io when missing); scored with the KorQuAD metric."""
 
+    name = "korquad"
+
     def __init__(self, options: CorpusOptions):
         self.data_dir = Path(options.data_dir) if options.data_dir else default_data_dir()
         given = {"train": options.train_file, "dev": options.dev_file}
@@ -300,12 +289,13 @@ class KorQuADCorpus(FileCorpus):
     def path(self, split: str) -> Path:
         """The split's file, downloaded into the data folder first when it is missing."""
         path = super().path(split)
-        return path if split in self.given else ensure_korquad(self.data_dir, split)
+        return path if split in self.given else ensure_korquad(self.data_dir, split, set(KORQUAD_FILES) - self.given)
 
 
 class SquadJsonCorpus(FileCorpus):
     """Any SQuAD v1.1 / v2.0 format file given by --train-file / --dev-file; scored with the SQuAD metric."""
 
+    name = "squad-json"
     metric = "squad"
     refiner = "none"
 
@@ -318,6 +308,8 @@ class SquadJsonCorpus(FileCorpus):
 
 class SampleCorpus(FileCorpus):
     """A small Korean corpus in KorQuAD format shipped with qaframe, for the offline quickstart and tests."""
+
+    name = "sample"
 
     def __init__(self, options: CorpusOptions):
         refuse_files("sample", options)
@@ -342,8 +334,6 @@ class SyntheticCorpus:
         """Generate and validate one split."""
         from qaframe_plugins.synthetic import synthetic_dataset
 
-        if split not in self.splits():
-            raise UserError(f"corpus synthetic has no '{split}' split (it has: train, dev)")
         loader = RecordLoader(f"synthetic:{split}", strict=self.strict)
         for number, record in enumerate(synthetic_dataset(split)):
             context = record.get("context") if isinstance(record, dict) else None

@@ -115,12 +115,7 @@ class SlidingWindowFeaturizer:
         self.settings = settings
 
     def featurize(self, examples: Sequence[QAExample], tokenizer: Any) -> Features:
-        """Tokenize every example into windows with start/end labels and context offsets."""
-        if not getattr(tokenizer, "is_fast", False):
-            raise UserError(
-                f"featurizer sliding-window needs a fast tokenizer for offsets, got {type(tokenizer).__name__}; "
-                "use a model that ships a fast (tokenizers-backed) tokenizer"
-            )
+        """Tokenize every example into windows with start/end labels and context offsets (load_tokenizer gives a fast tokenizer)."""
         check_settings(self.settings, tokenizer.num_special_tokens_to_add(pair=True))
         collecting = gc.isenabled()
         gc.disable()  # the tokenizer returns millions of small lists and tuples, none in a cycle: collecting them only costs

@@ -74,7 +74,7 @@ def span(spec: ModelSpec, *, pretrained: bool):
     from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING
 
 
-    config = load_config(spec, trust_remote_code=spec.trust_remote_code)
+    config = load_config(spec)
     model_class = MODEL_FOR_QUESTION_ANSWERING_MAPPING.get(type(config), None)
     if model_class is None and not getattr(config, "auto_map", None):  # auto_map: a remote-code model names its own class
         raise UserError(

@@ -12,17 +12,17 @@ TINY_FOLDER = Path(__file__).parent / "data" / "tiny-kcbert"
 
 def kcbert() -> ModelSpec:
     """KcBERT-base (beomi/kcbert-base): Korean comments BERT, cased, 300 positions."""
-    return ModelSpec(source="beomi/kcbert-base", max_positions=300, cased=True, description=kcbert.__doc__)
+    return ModelSpec(source="beomi/kcbert-base", max_positions=300)
 
 
 def kcbert_large() -> ModelSpec:
     """KcBERT-large (beomi/kcbert-large): Korean comments BERT, cased, 300 positions."""
-    return ModelSpec(source="beomi/kcbert-large", max_positions=300, cased=True, description=kcbert_large.__doc__)
+    return ModelSpec(source="beomi/kcbert-large", max_positions=300)
 
 
 def tiny() -> ModelSpec:
     """A 2-layer KcBERT (hidden 128) with random weights and the real KcBERT vocabulary, packaged for tests."""
-    return ModelSpec(source=str(TINY_FOLDER), max_positions=300, cased=True, random_init=True, description=tiny.__doc__)
+    return ModelSpec(source=str(TINY_FOLDER), max_positions=300, random_init=True)
 
 
 @hookimpl(trylast=True)

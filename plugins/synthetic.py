@@ -19,6 +19,9 @@ import random
 from collections.abc import Iterator
 from itertools import islice
 
+from qaframe.types import no_such_split
+from qaframe_plugins.refiners import sound
+
 TRAIN_SIZE = 2400
 DEV_SIZE = 300
 QUESTIONS_PER_CONTEXT = 2
@@ -93,23 +96,18 @@ DISTRACTORS = (
     "{name의} 책상 위에는 화분이 있다.",
 )
 PRONOUN = "그"  # stands for the person after the first sentence
-
-
-def _has_final_consonant(word: str) -> bool:
-    """Whether the last syllable of a Hangul word ends in a consonant (batchim)."""
-    code = ord(word[-1]) - 0xAC00
-    return 0 <= code < 11172 and code % 28 != 0
+SEED = 13  # the splits' base seed
 
 
 def _particles(word: str) -> dict[str, str]:
-    """The particle forms that agree with `word`, keyed as they appear in templates."""
-    final = _has_final_consonant(word)
-    rieul = final and (ord(word[-1]) - 0xAC00) % 28 == 8  # ㄹ takes 로, not 으로
+    """The particle forms that agree with `word`'s last syllable, keyed as they appear in templates."""
+    last = sound(word[-1])  # V: a vowel, L: final ㄹ (takes 로, not 으로), C: another final consonant
+    final = last in "LC"
     return {
         "은": "은" if final else "는",
         "이": "이" if final else "가",
         "을": "을" if final else "를",
-        "로": "으로" if final and not rieul else "로",
+        "로": "으로" if last == "C" else "로",
     }
 
 
@@ -171,17 +169,17 @@ def generate_synthetic(n_examples: int, seed: int) -> list[dict]:
     return list(islice(_records(seed), n_examples))
 
 
-def synthetic_dataset(split: str, seed: int = 13) -> list[dict]:
-    """Return the "train" (2,400 records) or "dev" (300 records) split for a base seed.
+def synthetic_dataset(split: str) -> list[dict]:
+    """Return the "train" (2,400 records) or "dev" (300 records) split.
 
-    The splits are drawn from disjoint seeds (2*seed and 2*seed+1), and a dev record
+    The splits are drawn from disjoint seeds (2*SEED and 2*SEED+1), and a dev record
     whose context and question also occur in train is skipped, so the splits never overlap.
     """
-    train = generate_synthetic(TRAIN_SIZE, 2 * seed)
+    if split not in ("train", "dev"):
+        raise no_such_split("synthetic", split, ("train", "dev"))
+    train = generate_synthetic(TRAIN_SIZE, 2 * SEED)
     if split == "train":
         return train
-    if split != "dev":
-        raise ValueError(f'unknown synthetic split "{split}": use "train" or "dev"')
     seen = {(r["context"], r["question"]) for r in train}
-    fresh = (r for r in _records(2 * seed + 1) if (r["context"], r["question"]) not in seen)
+    fresh = (r for r in _records(2 * SEED + 1) if (r["context"], r["question"]) not in seen)
     return list(islice(fresh, DEV_SIZE))

@@ -1,7 +1,9 @@
-"""The `qaframe` command line: a click group whose subcommands load lazily from qaframe.commands.
+"""The `qaframe` command line: a click group whose subcommands load lazily from qaframe.commands, and what its
+commands share: the path type, `qaframe run`'s options for the commands that take some of them, the --device check.
 
 User errors (UserError, click usage errors) end in one line on stderr and exit code 2;
-`--debug` (or QAFRAME_DEBUG=1) shows the traceback instead.
+`--debug` (or QAFRAME_DEBUG=1) shows the traceback instead, and, in the commands that load a saved
+model, transformers' progress bar, otherwise off (`run` keeps it, with the hub's download bars).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import click
 
 from qaframe import __version__
+from qaframe.config import RunConfig, flag, nlpbook_name
 from qaframe.errors import UserError, one_line
 
 # name -> "module:attribute"; a module is imported only when its command runs or --help lists it
@@ -39,6 +42,48 @@ class NonEmptyPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail("must be a non-empty path", param, ctx)
         return super().convert(value, param, ctx)
+
+
+CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "path": NonEmptyPath()}  # count: text, so 1 and 1.0 differ
+
+
+def run_option(field, default=None):
+    """The click option of RunConfig's `field`: its flag (booleans as --flag/--no-flag), type or choices and help text,
+    and `default` (None: 'not given', as `qaframe run` reads its flags)."""
+    meta = field.metadata
+    help_text = meta["help"] + ("" if field.default is None else f" [default: {field.default}]")
+    if meta["kind"] == "bool":
+        name = flag(field.name)[2:]
+        return click.option(f"--{name}/--no-{name}", field.name, default=default, help=help_text)
+    kind = click.Choice(meta["choices"]) if meta["choices"] else CLICK_TYPES.get(meta["kind"], click.STRING)
+    return click.option(flag(field.name), field.name, type=kind, default=default, help=help_text)
+
+
+def run_options(*names: str):
+    """Decorate a command with `qaframe run`'s options `names` (RunConfig's fields), in that order, at run's defaults."""
+    fields = {field.name: field for field in RunConfig.options()}
+
+    def decorate(command):
+        for name in reversed(names):
+            command = run_option(fields[name], fields[name].default)(command)
+        return command
+
+    return decorate
+
+
+def check_device(device: str) -> None:
+    """Refuse a device name torch does not know or a device this machine does not have, in one line."""
+    import torch
+
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"--device {device}: not a device name; use cpu, cuda, cuda:N or mps") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(chosen.type, False):
+        raise UserError(f"--device {device}: no {chosen.type} device on this machine; use --device cpu")
+    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 ...); pick one of them")
 
 
 class LazyGroup(click.Group):
@@ -79,9 +124,24 @@ def raised_at(error: BaseException) -> str:
     return f" at {path.parent.name}/{path.name}:{frame.lineno} in {frame.name}"
 
 
+def usage_message(error: click.UsageError) -> str:
+    """click's message; for an unknown option the Korean NLP book names (--batch-size), the command's option it means."""
+    meant = nlpbook_name(error.option_name, as_flag=True) if isinstance(error, click.NoSuchOption) else None
+    if meant and error.ctx and any(meant.split()[0] in param.opts for param in error.ctx.command.params):
+        return f"{error.message} Did you mean '{meant}'?"
+    return error.format_message()
+
+
+# commands that load a saved model folder: nothing to download, so transformers' "Loading weights" bar is noise
+LOADS_SAVED_MODEL = {"predict", "evaluate", "serve"}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
     debug = debug_enabled(argv)
+    words = [arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")]
+    if not debug and words[:1] and words[0] in LOADS_SAVED_MODEL:  # read by transformers when imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         result = cli.main(args=argv, prog_name="qaframe", standalone_mode=False)
     except click.Abort:
@@ -92,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except click.UsageError as error:
         where = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
-        click.echo(f"Error: {one_line(error.format_message())}{where}", err=True)
+        click.echo(f"Error: {one_line(usage_message(error))}{where}", err=True)
         sys.exit(error.exit_code)
     except click.ClickException as error:
         click.echo(f"Error: {one_line(error.format_message())}", err=True)

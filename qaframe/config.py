@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qaframe.errors import UserError
+from qaframe.errors import UserError, one_line
 from qaframe.io import cache_root
 
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # Lightning strategies that train in child processes
 # options left unset get these values, by whether the model starts from random weights
 MODEL_DEFAULTS = {
     "random_init": {"learning_rate": 1e-3, "max_epochs": 8, "train_batch_size": 16},
@@ -47,6 +48,17 @@ PER_MODEL = "; default: {pretrained} for a pretrained model, {random_init} for o
 # since the checkpoint's state would fail to load or silently replace a new value (a new learning rate had no effect)
 KEPT_ON_RESUME = ("model", "head", "optimizer", "scheduler", "learning_rate", "weight_decay")
 SEEDS = (0, 2**32 - 1)  # the seeds numpy (and so Lightning's seed_everything) accepts
+# what the Korean NLP book (nlpbook, ratsnlp's QATrainArguments) names otherwise: its name -> qaframe's option (and value)
+NLPBOOK_NAMES = {
+    "batch_size": "train_batch_size",  # the book's training batch
+    "epochs": "max_epochs",
+    "pretrained_model_name": "model",
+    "downstream_model_dir": "output_dir",
+    "downstream_corpus_name": "corpus",
+    "downstream_corpus_root_dir": "data_dir",
+    "cpu_workers": "num_workers",
+    "fp16": "precision: 16-mixed",
+}
 
 
 def per_model(name: str) -> str:
@@ -99,7 +111,7 @@ class RunConfig:
                                     "else 32), 32, bf16-mixed, 16-mixed.", choices=PRECISIONS)
     accelerator: str = option("auto", "Lightning accelerator: auto, cpu, gpu, cuda, mps.")
     devices: str = option("auto", "Devices per node: a count, a list such as 0,1, or auto.", "devices")
-    strategy: str = option("auto", "Lightning strategy: auto, ddp, ddp_spawn, fsdp, deepspeed ...")
+    strategy: str = option("auto", "Lightning strategy: auto, ddp, fsdp, deepspeed ... (not the spawning ones: ddp_spawn, ddp_fork, ddp_notebook).")
     num_nodes: int = option(1, "Number of machines (nodes) for distributed training.", "int")
     num_workers: int = option(0, "DataLoader worker processes (0: load in the main process).", "int")
     group_by_length: bool = option(True, "Batch windows of similar length together so padding stays small.", "bool")
@@ -141,7 +153,8 @@ class RunConfig:
         return config
 
     def validate(self) -> None:
-        """Raise UserError (naming the flag) for values that cannot work together."""
+        """Raise UserError (naming the flag) for values no run can use; whether the window settings leave room for
+        context is the featurizer's check, which knows its windows' special tokens."""
         positive = ("max_epochs", "train_batch_size", "eval_batch_size", "accumulate_grad_batches", "max_seq_length",
                     "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of", "progress_every")
         for name in positive:
@@ -160,12 +173,13 @@ class RunConfig:
         for name in ("weight_decay", "gradient_clip_val", "num_workers", "doc_stride"):
             if getattr(self, name) < 0:
                 raise UserError(f"{flag(name)} must not be negative, got {getattr(self, name)}")
-        if self.doc_stride >= self.max_seq_length:
-            raise UserError(
-                f"--doc-stride {self.doc_stride} (the overlap between windows) must be smaller than --max-seq-length {self.max_seq_length}"
-            )
         if self.max_steps == 0 or self.max_steps < -1:
             raise UserError(f"--max-steps must be -1 (no limit) or positive, got {self.max_steps}")
+        if self.strategy.startswith(SPAWNING_STRATEGIES):
+            raise UserError(
+                f"--strategy {self.strategy} trains in processes that hand back none of the run's state (steps, timings, "
+                "the best checkpoint's path) to write the outputs from; use --strategy ddp"
+            )
         if self.compile_mode != "default" and not self.compile:
             raise UserError(f"--compile-mode {self.compile_mode} needs --compile")
         if self.limit_train_batches == 0:
@@ -233,18 +247,29 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def nlpbook_name(name: str, as_flag: bool = False) -> str | None:
+    """qaframe's spelling of an option the Korean NLP book (ratsnlp) calls `name` (batch_size, --batch-size): a config
+    file's key (and value), such as `precision: 16-mixed`, or with `as_flag` the flag (and value); None for other names."""
+    setting = NLPBOOK_NAMES.get(name.lstrip("-").replace("-", "_"))
+    if setting is None or not as_flag:
+        return setting
+    option, _, value = setting.partition(": ")
+    return f"{flag(option)} {value}".rstrip()
+
+
 def read_yaml(file: str | Path) -> dict[str, Any]:
     """Read a run config file into coerced values; unknown keys and bad values are UserErrors naming the file."""
     import yaml
 
     path = Path(file)
     try:
-        text = path.read_text(encoding="utf-8")
-        root, data = yaml.compose(text, Loader=yaml.SafeLoader), yaml.safe_load(text)
+        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        root = loader.get_single_node()  # the nodes, which know each key's line, then the values built from them
+        data = None if root is None else loader.construct_document(root)
     except OSError as error:
         raise UserError(f"cannot read config file {path}: {error.strerror or error}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise UserError(f"config file {path} is not valid YAML: {' '.join(str(error).split())}") from None
+        raise UserError(f"config file {path} is not valid YAML: {one_line(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -262,8 +287,9 @@ def read_yaml(file: str | Path) -> dict[str, Any]:
         if name not in known:
             import difflib
 
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known options: {', '.join(sorted(known))}"
+            matches = difflib.get_close_matches(name, sorted(known), n=1)
+            close = nlpbook_name(name) or (matches[0] if matches else None)
+            hint = f"; did you mean '{close}'?" if close else f"; known options: {', '.join(sorted(known))}"
             raise UserError(f"unknown option '{key}' in config file {path}{hint}")
         if value is not None:  # `option: null` keeps the default, as an option left out does
             values[name] = coerce(name, value, f"config file {path}")

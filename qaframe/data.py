@@ -1,14 +1,16 @@
-"""From Features to batches and from a batch's logits back to windows: per-batch padding, length-grouped batches.
+"""From Features to batches: per-batch padding, length-grouped batches, resumable training batches.
 
 Features are stored unpadded; `PadCollator` pads each batch only to its longest window, rounded
 up to a multiple of `pad_to_multiple_of` (tensor-core friendly widths, fewer shapes for
-torch.compile) but never past the longest window of the set, on the tokenizer's padding side,
-and builds the attention mask. `LengthGroupedBatchSampler` puts
+torch.compile) but never past the longest window of the set, always on the right, and builds the
+attention mask. On the right, every window's tokens keep their positions 0, 1, ... in any batch:
+no position ids go to the model, so an encoder with absolute position embeddings (BERT, ELECTRA,
+ALBERT, DistilBERT) would see a left-padded window at other positions in other batches, with
+other logits. `LengthGroupedBatchSampler` puts
 windows of similar length in the same batch so that padding stays small; it is deterministic
 for a (seed, epoch) pair and shares every global batch out among distributed ranks itself, so
 the Trainer runs with `use_distributed_sampler=False`. `ResumableDataLoader` lets a run resumed from
 a mid-epoch checkpoint go on with the very batches an uninterrupted run would have trained on.
-`left_aligned` puts a batch's logits back in each window's own columns, whichever side it was padded on.
 Lightning is not imported here (the Predictor uses this module); its DataModule is in qaframe.task.
 """
 
@@ -44,14 +46,11 @@ def example_lengths(features: Features) -> np.ndarray:
 class PadCollator:
     """Turns a list of window indices into padded tensors: input_ids, attention_mask, labels, window."""
 
-    def __init__(self, features: Features, pad_token_id: int, padding_side: str = "right", pad_to_multiple_of: int = 1):
-        if padding_side not in ("right", "left"):
-            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+    def __init__(self, features: Features, pad_token_id: int, pad_to_multiple_of: int = 1):
         if pad_to_multiple_of < 1:
             raise ValueError(f"pad_to_multiple_of must be at least 1, got {pad_to_multiple_of}")
         self.features = features
         self.pad_token_id = pad_token_id
-        self.padding_side = padding_side
         self.pad_to_multiple_of = pad_to_multiple_of
         self.longest = int(features.lengths.max()) if len(features) else 0
 
@@ -62,17 +61,16 @@ class PadCollator:
         lengths = features.row_splits[index + 1] - starts
         multiple = self.pad_to_multiple_of
         width = min(-(-int(lengths.max()) // multiple) * multiple, self.longest)
-        shift = width - lengths if self.padding_side == "left" else np.zeros_like(lengths)
-        # one flat gather: row r, column c holds token starts[r] + c - shift[r] when that is inside the window
-        column = np.arange(width)[None, :] - shift[:, None]
-        inside = (column >= 0) & (column < lengths[:, None])
+        # one flat gather: row r, column c holds token starts[r] + c when that is inside the window
+        column = np.arange(width)[None, :]
+        inside = column < lengths[:, None]
         source = np.where(inside, starts[:, None] + column, 0)
         input_ids = np.where(inside, features.input_ids[source], self.pad_token_id)
         batch = {
             "input_ids": torch.from_numpy(input_ids.astype(np.int64)),
             "attention_mask": torch.from_numpy(inside.astype(np.int64)),
-            "start_positions": torch.from_numpy(features.start_positions[index] + shift),
-            "end_positions": torch.from_numpy(features.end_positions[index] + shift),
+            "start_positions": torch.from_numpy(features.start_positions[index]),
+            "end_positions": torch.from_numpy(features.end_positions[index]),
             "window": torch.from_numpy(index),
         }
         if features.token_type_ids is not None:
@@ -192,11 +190,3 @@ class ResumableDataLoader(DataLoader):
         for batch in super().__iter__():
             self.batches_yielded += 1
             yield batch
-
-
-def left_aligned(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Shift each row so column j is token j of its window, whatever side the batch was padded on."""
-    width = logits.shape[1]
-    first = attention_mask.int().argmax(dim=1, keepdim=True)  # 0 for right padding, the pad count for left
-    index = (torch.arange(width, device=logits.device)[None, :] + first).clamp(max=width - 1)
-    return logits.gather(1, index)

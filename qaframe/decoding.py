@@ -40,16 +40,6 @@ _LOW = 0xFFFFFFFF  # the low 32 bits of a packed int64 key: the inverted column
 _NO_KEY = -np.int64(np.float32(np.inf).view(np.int32))  # the key of -inf
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One answer span: character offsets into the context (end exclusive) and its score."""
-
-    start: int
-    end: int
-    score: float  # start_logit + end_logit
-    last_token_start: int  # character offset where the span's last token begins
-
-
 @dataclass
 class Decoded:
     """Answers per example id: refined best texts, unrefined best texts and the n-best lists (built when first read)."""
@@ -60,7 +50,8 @@ class Decoded:
 
     @cached_property
     def nbest(self) -> dict[str, list[dict]]:
-        """{id: [{"text","start","end","score","probability","raw_text","raw_start","raw_end"}, ...]}, best first."""
+        """{id: [{"text","start","end","logit_score","probability","raw_text","raw_start","raw_end"}, ...]}, best first:
+        `logit_score` is the span's start logit plus end logit, `probability` its softmax over the example's n-best."""
         return self.build_nbest()
 
 
@@ -280,29 +271,6 @@ def _nbest(pairs: _Pairs | None, features: Features, n_best_size: int) -> _Spans
     return _Spans(example[order], start[order], end[order], score[order], spans.last_token_start[order])
 
 
-def nbest_spans(
-    features: Features,
-    start_logits: np.ndarray,
-    end_logits: np.ndarray,
-    n_examples: int,
-    *,
-    n_best_size: int = 20,
-    max_answer_length: int = 30,
-) -> list[list[Candidate]]:
-    """The n-best answer spans of each example across all its windows, best first.
-
-    Logits are (windows, width) arrays, column j = token j of the window (left-aligned);
-    columns past a window's length are ignored. Spans start and end on context tokens,
-    end >= start, and cover at most `max_answer_length` tokens.
-    """
-    pairs = _pairs(features, start_logits, end_logits, n_examples, n_best_size, max_answer_length)
-    spans = _nbest(pairs, features, n_best_size)
-    columns = (spans.start.tolist(), spans.end.tolist(), spans.score.tolist(), spans.last_token_start.tolist())
-    candidates = [Candidate(*row) for row in zip(*columns)]
-    bounds = spans.bounds(n_examples)
-    return [candidates[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
-
 def _refine(spans: _Spans, contexts: list[str], refiner: Refiner) -> tuple[np.ndarray, np.ndarray]:
     """Refined starts and ends of every span (each context normalized once)."""
     columns = (spans.example, spans.start, spans.end, spans.last_token_start)
@@ -377,7 +345,7 @@ def _nbest_lists(examples: Sequence[QAExample], spans: _Spans, refiner: Refiner 
         texts = [contexts[i][s:e] for i, s, e in zip(owner, start_list, end_list)]
     rows = zip(texts, start_list, end_list, spans.score.tolist(), probability.tolist(), raw_texts, raw_start_list, raw_end_list)
     entries = [
-        {"text": t, "start": s, "end": e, "score": c, "probability": p, "raw_text": rt, "raw_start": rs, "raw_end": re}
+        {"text": t, "start": s, "end": e, "logit_score": c, "probability": p, "raw_text": rt, "raw_start": rs, "raw_end": re}
         for t, s, e, c, p, rt, rs, re in rows
     ]
     return {example.id: entries[a:b] for example, a, b in zip(examples, bounds[:-1], bounds[1:])}
@@ -395,9 +363,12 @@ def postprocess(
 ) -> Decoded:
     """Decode the answers of `examples` (one per example index of `features`), refine them and add probabilities.
 
+    Logits are (windows, width) arrays, column j = token j of the window (left-aligned);
+    columns past a window's length are ignored. Spans start and end on context tokens,
+    end >= start, and cover at most `max_answer_length` tokens.
     Every n-best candidate keeps its raw span next to the refined one; candidates that the
-    refiner maps to the same span are merged (the best score stays); `probability` is the
-    softmax of the scores over an example's n-best. An example without any candidate gets "".
+    refiner maps to the same span are merged (the best stays); `probability` is the
+    softmax of the logit scores over an example's n-best. An example without any candidate gets "".
     The best answers are computed now, the n-best lists when `Decoded.nbest` is first read.
     """
     pairs = _pairs(features, start_logits, end_logits, len(examples), n_best_size, max_answer_length)

@@ -1,4 +1,4 @@
-"""Featurizer resolution (including origin-style functions) and the on-disk feature cache.
+"""Featurizer resolution and the on-disk feature cache.
 
 The cache key is a sha256 over everything that decides the features: the examples' content,
 the tokenizer (its vocabulary, normalizer and settings, padding side and class) and the
@@ -18,7 +18,6 @@ import os
 import re
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -45,94 +44,25 @@ def is_origin_function(factory: Callable) -> bool:
 
 
 def build_featurizer(name: str, settings: FeaturizerSettings) -> Featurizer:
-    """The featurizer registered as `name`, built with `settings` (origin-style functions are wrapped)."""
+    """The featurizer registered as `name`, built with `settings`; UserError for an origin-style function, whose
+    features carry no offsets to map answers back to the text (every command decodes answers or labels through them)."""
     host = plugins.get_host()
-    factory = host.registry("featurizer").get(name).factory
-    if is_origin_function(factory):
-        log.warning(
-            "featurizer '%s' is an origin-style function: it makes training features only, without offsets, "
-            "so evaluation and prediction need a featurizer such as 'sliding-window'",
-            name,
+    if is_origin_function(host.registry("featurizer").get(name).factory):
+        raise UserError(
+            f"featurizer '{name}' makes no offset mapping, so its windows cannot be decoded into answers: it is an "
+            "origin-style function fn(examples, tokenizer, args); port it to a Featurizer that records offsets (docs/hooks.md) "
+            "or use the sliding-window featurizer"
         )
-        return OriginFeaturizer(name, factory, settings)
     return host.create("featurizer", name, settings)  # contract checked, re-entry refused
 
 
-def no_offsets(featurizer_name: str) -> UserError:
-    """The error for a featurizer whose windows carry no offsets, which evaluation and prediction decode answers through."""
-    return UserError(
-        f"featurizer '{featurizer_name}' makes no offset mapping, so its windows cannot be decoded into answers; use "
-        "--featurizer sliding-window, or make its featurize() record offsets (an origin-style function cannot: port it to "
-        "a Featurizer; docs/hooks.md)"
-    )
-
-
-def refuse_origin_function(featurizer_name: str) -> None:
-    """UserError, before any data is read, for a featurizer registered as an origin-style function: its windows carry
-    no offsets, which evaluation, prediction and `qaframe inspect` read answers through."""
-    if is_origin_function(plugins.get_host().registry("featurizer").get(featurizer_name).factory):
-        raise no_offsets(featurizer_name)
-
-
 def require_offsets(features: Features, featurizer_name: str) -> None:
-    """UserError when features lack the offsets that evaluation and prediction need."""
+    """UserError when features lack the offsets that evaluation and prediction decode answers through."""
     if features.offsets is None:
-        raise no_offsets(featurizer_name)
-
-
-def _code_version(fn: Callable) -> str:
-    code = getattr(fn, "__code__", None)
-    body = repr((code.co_code, code.co_consts)) if code else repr(fn)
-    return "origin-" + hashlib.sha256(body.encode()).hexdigest()[:12]
-
-
-class OriginFeaturizer:
-    """Wraps an origin-style `fn(examples, tokenizer, args) -> list[dict]` for training; it cannot produce offsets."""
-
-    def __init__(self, name: str, function: Callable, settings: FeaturizerSettings):
-        self.name = name
-        self.function = function
-        self.settings = settings
-        self.version = getattr(function, "version", None) or _code_version(function)
-
-    def featurize(self, examples: Sequence[QAExample], tokenizer: Any) -> Features:
-        """Call the function once per example (so each window knows its example) and strip its padding."""
-        args = SimpleNamespace(**dataclasses.asdict(self.settings))
-        windows: list[dict[str, np.ndarray]] = []
-        owners: list[int] = []
-        for index, example in enumerate(examples):
-            for feature in self.function([example], tokenizer, args):
-                windows.append(self._unpad(feature, example.id))
-                owners.append(index)
-        if not windows:
-            return empty_features()
-        lengths = np.array([len(w["input_ids"]) for w in windows], dtype=np.int64)
-        has_types = all("token_type_ids" in w for w in windows)
-        return Features(
-            input_ids=np.concatenate([w["input_ids"] for w in windows]).astype(np.int32),
-            row_splits=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            example_index=np.array(owners, dtype=np.int64),
-            start_positions=np.array([w["start_positions"] for w in windows], dtype=np.int64),
-            end_positions=np.array([w["end_positions"] for w in windows], dtype=np.int64),
-            token_type_ids=np.concatenate([w["token_type_ids"] for w in windows]).astype(np.int8) if has_types else None,
+        raise UserError(
+            f"featurizer '{featurizer_name}' makes no offset mapping, so its windows cannot be decoded into answers; use "
+            "--featurizer sliding-window, or make its featurize() record offsets (docs/hooks.md)"
         )
-
-    def _unpad(self, feature: dict, example_id: str) -> dict[str, np.ndarray]:
-        missing = [key for key in ("input_ids", "start_positions", "end_positions") if key not in feature]
-        if missing:
-            raise UserError(f"featurizer '{self.name}' returned a feature for {example_id} without {', '.join(missing)}")
-        ids = np.asarray(feature["input_ids"]).reshape(-1)
-        mask = np.asarray(feature.get("attention_mask", np.ones_like(ids))).reshape(-1).astype(bool)
-        position = np.cumsum(mask) - 1  # index of each kept token after padding is removed
-        out = {"input_ids": ids[mask]}
-        if feature.get("token_type_ids") is not None:
-            out["token_type_ids"] = np.asarray(feature["token_type_ids"]).reshape(-1)[mask]
-        for key in ("start_positions", "end_positions"):
-            label = int(np.asarray(feature[key]).reshape(-1)[0])
-            if not (0 <= label < len(ids)) or not mask[label]:
-                raise UserError(f"featurizer '{self.name}' labels token {label} of a padded position for {example_id}")
-            out[key] = position[label]
-        return out
 
 
 def empty_features() -> Features:

@@ -27,7 +27,7 @@ def register_corpora(register):
 
 @hookspec
 def register_featurizers(register):
-    """Register featurizers: `factory(settings: FeaturizerSettings) -> Featurizer`, or an origin-style `fn(examples, tokenizer, args) -> list[dict]`."""
+    """Register featurizers: `factory(settings: FeaturizerSettings) -> Featurizer`; an origin-style `fn(examples, tokenizer, args) -> list[dict]` registers, but is refused when built (it makes no offsets)."""
 
 
 @hookspec

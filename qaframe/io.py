@@ -1,7 +1,8 @@
-"""Files: atomic writes (temporary file in the same folder, fsync, rename), JSON parsing, the cache folder.
+"""Files: UTF-8 reads, atomic writes (temporary file in the same folder, fsync, rename), JSON parsing, the cache folder.
 
-A text file or folder that cannot be written (read-only, a file where a folder should be, a
-full disk) is a UserError naming the path, and so is JSON that cannot be parsed. Nothing is
+A text file that cannot be read (missing, not UTF-8) or folder that cannot be written (read-only,
+a file where a folder should be, a full disk) is a UserError naming the path, and so is JSON that
+cannot be parsed. Nothing is
 ever left half-written.
 """
 
@@ -22,6 +23,19 @@ def cache_root() -> Path:
     if os.environ.get("QAFRAME_CACHE_DIR"):
         return Path(os.environ["QAFRAME_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qaframe"
+
+
+def read_text(path: str | Path, missing_hint: str = "") -> str:
+    """A file's UTF-8 text (a BOM dropped); UserError naming the file when it cannot be read (`missing_hint`: what to do
+    when it does not exist)."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError as error:
+        raise UserError(f"{path}: no such file" + (f"; {missing_hint}" if missing_hint else "")) from error
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not UTF-8 text (byte {error.start}); save it as UTF-8") from error
+    except OSError as error:
+        raise UserError(f"{path}: cannot read: {error.strerror or error}") from error
 
 
 def parse_json(text: str, where: str | Path, hint: str, *, line: int | None = None) -> Any:

@@ -52,7 +52,7 @@ def resolve_model(name: str) -> ModelSpec:
         return spec
     path = Path(name).expanduser()
     if path.is_dir():
-        return ModelSpec(source=str(path), description=f"local folder {path}")
+        return ModelSpec(source=str(path))
     looks_like_path = name.startswith((".", "~", "/")) or "\\" in name or name.count("/") > 1
     if looks_like_path or path.exists():
         raise UserError(f"--model {name}: no such model folder; pass an existing folder, a hub id or one of: {', '.join(registry.names())}")
@@ -60,7 +60,7 @@ def resolve_model(name: str) -> ModelSpec:
         raise UserError(registry.unknown_message(name))
     if not HUB_ID.match(name):
         raise UserError(f"--model {name!r} is neither a registered alias, a folder nor a hub id; available aliases: {', '.join(registry.names())}")
-    return ModelSpec(source=name, description=f"hub id {name}")
+    return ModelSpec(source=name)
 
 
 def takes_prepared_mask(model) -> bool:
@@ -180,8 +180,9 @@ def check_hub_reachable(spec: ModelSpec) -> None:
         )
 
 
-def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
-    """The model's fast tokenizer; UserError when it cannot be found or only a slow one exists."""
+def load_tokenizer(spec: ModelSpec):
+    """The model's fast tokenizer (code from the model only with `spec.trust_remote_code`); UserError when it cannot be
+    found or only a slow one exists: every featurizer gets a fast one, with offsets."""
     from transformers import AutoTokenizer
 
     check_hub_reachable(spec)
@@ -192,7 +193,7 @@ def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
             "pass the model/ folder that `qaframe run` wrote, or a saved Hugging Face model"
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code)
     except _file_errors() as error:
         raise _cannot_load("tokenizer", spec, error) from error
     if len(tokenizer) <= len(tokenizer.all_special_tokens):  # transformers 5 builds an empty one when files are missing
@@ -208,13 +209,13 @@ def load_tokenizer(spec: ModelSpec, *, trust_remote_code: bool = False):
     return tokenizer
 
 
-def load_config(spec: ModelSpec, *, trust_remote_code: bool = False):
-    """The model's transformers config; UserError when it cannot be found."""
+def load_config(spec: ModelSpec):
+    """The model's transformers config (code from the model only with `spec.trust_remote_code`); UserError when it cannot be found."""
     from transformers import AutoConfig
 
     check_hub_reachable(spec)
     try:
-        return AutoConfig.from_pretrained(spec.source, trust_remote_code=trust_remote_code)
+        return AutoConfig.from_pretrained(spec.source, trust_remote_code=spec.trust_remote_code)
     except _file_errors() as error:
         raise _cannot_load("config", spec, error) from error
 

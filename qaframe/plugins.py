@@ -201,6 +201,10 @@ class PluginHost:
         """Build the component `name` of `kind` with its factory, checked as `Registry.create` describes."""
         return self.registry(kind).create(name, *args, **kwargs)
 
+    def create_refiner(self, name: str | None) -> Refiner | None:
+        """The refiner `name` names; None for "none" (or no name): answers are then the token spans as decoded."""
+        return None if name in (None, "none") else self.create("refiner", name)
+
     def listing(self) -> list[dict]:
         """One row per component and per broken plugin, as `qaframe plugins --json` prints them."""
         rows = []
@@ -239,14 +243,10 @@ class PluginHost:
         return rows
 
 
-def new_host() -> PluginHost:
-    """A fresh PluginHost with every installed plugin loaded from entry points."""
+@functools.lru_cache(maxsize=1)
+def get_host() -> PluginHost:
+    """The process-wide PluginHost, with every installed plugin loaded from entry points (tests use `qaframe.testing`'s
+    isolated one instead)."""
     host = PluginHost()
     host.load_entry_points()
     return host
-
-
-@functools.lru_cache(maxsize=1)
-def get_host() -> PluginHost:
-    """The process-wide PluginHost (tests use `qaframe.testing`'s isolated one instead)."""
-    return new_host()

@@ -11,7 +11,6 @@ same overlapping windows as in training and the best span of all windows wins.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import reprlib
 import threading
@@ -22,10 +21,11 @@ import numpy as np
 import torch
 
 from qaframe import plugins
-from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, example_lengths, left_aligned
+from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import ContextWithoutTokens, UserError
 from qaframe.features import build_featurizer
+from qaframe.io import parse_json, read_text
 from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, model_inputs,
                              native_bf16, position_limit, takes_prepared_mask)
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
@@ -58,7 +58,7 @@ def inference_dtype(device: Any) -> torch.dtype:
     return torch.float32
 
 
-def window_logits(model, features: Features, *, pad_token_id: int, padding_side: str = "right", batch_size: int = 64,
+def window_logits(model, features: Features, *, pad_token_id: int, batch_size: int = 64,
                   device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None,
                   group_by_length: bool = True, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start and end logits of every window as (windows, longest window) float32 arrays, left-aligned.
@@ -76,7 +76,7 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
         count = int(limit_batches * len(every)) if isinstance(limit_batches, float) else int(limit_batches)
         every = every[: max(1, count)]
     batches = [batch[i : i + batch_size].tolist() for batch in every for i in range(0, len(batch), batch_size)]
-    collate = PadCollator(features, pad_token_id, padding_side)
+    collate = PadCollator(features, pad_token_id)
     width = int(features.lengths.max())
     start_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
     end_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
@@ -92,7 +92,7 @@ def window_logits(model, features: Features, *, pad_token_id: int, padding_side:
                 inputs = {k: batch[k].to(device) for k in MODEL_INPUTS if k in batch}
                 output = model(**model_inputs(inputs, prepared_mask))
                 # start and end logits in one transfer (one wait for the device)
-                both = left_aligned(torch.cat([output.start_logits, output.end_logits]).float(), inputs["attention_mask"].repeat(2, 1))
+                both = torch.cat([output.start_logits, output.end_logits]).float()
                 start, end = both.cpu().numpy().reshape(2, len(indices), -1)
                 start_all[indices, : start.shape[1]] = start
                 end_all[indices, : end.shape[1]] = end
@@ -143,14 +143,14 @@ class Predictor:
         if not folder.is_dir():
             raise UserError(f"model folder {folder} does not exist; pass the model/ folder that `qaframe run` wrote")
         metadata = read_metadata(folder)
+        warn_changed_providers(metadata, folder / METADATA_FILE)
         spec = ModelSpec(source=str(folder), trust_remote_code=trust_remote_code)
         host = plugins.get_host()
-        tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(spec)
         # everything qaframe.json names is checked before the weights are read (a head of another kind may have no config.json)
-        config = load_config(spec, trust_remote_code=trust_remote_code) if (folder / "config.json").is_file() else None
+        config = load_config(spec) if (folder / "config.json").is_file() else None
         featurizer = metadata_featurizer(metadata, folder, spec, config, tokenizer)
-        refiner_name = metadata.get("refiner", "none")
-        refiner = None if refiner_name in (None, "none") else host.create("refiner", refiner_name)
+        refiner = host.create_refiner(metadata.get("refiner"))
         if isinstance(refiner, TrainableRefiner) and (folder / REFINER_STATE_FILE).exists():
             load_refiner_state(refiner, folder / REFINER_STATE_FILE)
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
@@ -172,7 +172,7 @@ class Predictor:
     def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
         """Left-aligned start and end logits of every window."""
         start, end, _ = window_logits(
-            self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0, padding_side=self.tokenizer.padding_side,
+            self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0,
             batch_size=self.batch_size, device=self.device, precision=self.precision,
         )
         return start, end
@@ -227,10 +227,11 @@ def metadata_featurizer(metadata: dict, folder: Path, spec: ModelSpec, config, t
 
 def load_refiner_state(refiner, path: Path) -> None:
     """Restore a trainable refiner from its JSON state file; UserError naming the file when it cannot."""
+    hint = f"`qaframe run` wrote it as the {refiner.name} refiner's state: re-run it or delete the file"
     try:
-        refiner.load_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
-        raise UserError(f"cannot read the {refiner.name} refiner state {path}: {error}; re-run `qaframe run` or delete the file") from None
+        refiner.load_json(parse_json(read_text(path), path, hint))
+    except ValueError as error:  # what load_json raises for data that is no state of its refiner
+        raise UserError(f"{path}: {error}; {hint}") from None
 
 
 def read_metadata(folder: Path) -> dict:
@@ -238,10 +239,7 @@ def read_metadata(folder: Path) -> dict:
     path = folder / METADATA_FILE
     if not path.exists():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"cannot read {path}: {error}; rewrite it or delete it to use the defaults") from None
+    data = parse_json(read_text(path), path, "rewrite it or delete it to use the defaults")
     if not isinstance(data, dict):
         raise UserError(f"{path} must hold a JSON object, got {type(data).__name__}")
     validate_metadata(data, path)
@@ -268,14 +266,6 @@ def validate_metadata(data: dict, path: Path) -> None:
     recorded = data.get("plugins", {})
     if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
         problems.append(f"plugins must be an object of plugin names, got {reprlib.repr(recorded)}")
-    else:
-        for kind, plugin in recorded.items():
-            name = data.get(kind)
-            if kind in ("head", "featurizer", "refiner") and isinstance(name, str) and name in host.registry(kind):
-                now = host.registry(kind).get(name).provider.plugin
-                if now != plugin:
-                    log.warning("%s: %s '%s' was provided by plugin '%s' when this model was trained, and is by '%s' now "
-                                "(an override?); its answers can differ from the run's", path, kind, name, plugin, now)
     for key in ("n_best_size", "max_answer_length"):
         if key in data and not is_count(data[key], 1):
             problems.append(f"{key} must be a positive integer, got {reprlib.repr(data[key])}")
@@ -292,3 +282,16 @@ def validate_metadata(data: dict, path: Path) -> None:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {reprlib.repr(data['precision'])}")
     if problems:
         raise UserError(f"{path}: {'; '.join(problems)}")
+
+
+def warn_changed_providers(metadata: dict, path: Path) -> None:
+    """Warn about each name in a (validated) qaframe.json that another plugin provides now than when the model was
+    trained, as an override installed since would: the answers can then differ from the run's."""
+    host = plugins.get_host()
+    for kind, plugin in metadata.get("plugins", {}).items():
+        name = metadata.get(kind)
+        if kind in ("head", "featurizer", "refiner") and isinstance(name, str) and name in host.registry(kind):
+            now = host.registry(kind).get(name).provider.plugin
+            if now != plugin:
+                log.warning("%s: %s '%s' was provided by plugin '%s' when this model was trained, and is by '%s' now "
+                            "(an override?); its answers can differ from the run's", path, kind, name, plugin, now)

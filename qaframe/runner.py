@@ -4,7 +4,7 @@
 does. Everything cheap that can fail (unknown names, a model that cannot be found, a
 max_seq_length above the model's position limit, a bad --resume, an option the checkpoint
 holds changed on resume) fails in `prepare`, before data is read; `qaframe run --print-config`
-makes the same checks.
+makes the same checks but one: an earlier run in the output folder, which it does not touch.
 
 Checkpoints. In <output>/checkpoints one ModelCheckpoint keeps the best by val_f1 and another
 last.ckpt, both written after every validation (at each epoch's end, and where --max-steps stops
@@ -20,7 +20,7 @@ plain inference loop, see qaframe.predictor.window_logits), so it is the same fo
 strategy; the other ranks return after training.
 
 Outputs are written atomically (qaframe.io), metrics.json last: its presence means the run
-completed.
+completed. Its scores name the data they are about (`scored_metrics`).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -49,40 +50,47 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
-from qaframe.errors import UserError, held_back
-from qaframe.features import build_featurizer, load_or_build, refuse_origin_function, require_offsets
+from qaframe.errors import UserError, held_back, one_line
+from qaframe.features import build_featurizer, load_or_build, require_offsets
 from qaframe.models import (check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16,
                             require_weights, resolve_model)
-from qaframe.predictor import Predictor, window_logits
+from qaframe.predictor import METADATA_FILE, Predictor, window_logits
 from qaframe.task import Evaluator, QADataModule, QATask
-from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, FeaturizerSettings, ModelSpec, OptimizerSettings, SchedulerSettings,
-                           TrainableRefiner, check_examples)
+from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, CorpusSplit, Features, FeaturizerSettings, ModelSpec,
+                           OptimizerSettings, SchedulerSettings, TrainableRefiner, check_examples, no_such_split)
 
 Echo = Callable[[str], None]
 RANK_ZERO_LOG = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # Lightning's messages, from global rank 0 only
 # Lightning advertises a cloud logger on every Trainer it builds; a run's output keeps to the run
 RANK_ZERO_LOG.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
-# torch 2.13 deprecates a pytree class that Lightning 2.6 still builds for every training step's output; nothing to act on
-warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# warnings of Lightning's with nothing to act on, hidden while a run trains (`quiet_training`)
+EXPECTED_WARNINGS = (
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch 2.13 deprecates a pytree class Lightning 2.6 builds every step
+    r"The number of training batches \(\d+\) is smaller than the logging interval",  # the last step is logged anyway
+)
+RESUME_WARNING = r"Checkpoint directory .* exists and is not empty"  # where --resume continues, the checkpoints are
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@contextmanager
+def quiet_training(resuming: bool):
+    """Hide EXPECTED_WARNINGS (and RESUME_WARNING when `resuming`) inside the block."""
+    with warnings.catch_warnings():
+        for message in (*EXPECTED_WARNINGS, RESUME_WARNING) if resuming else EXPECTED_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
 @dataclass
 class RunResult:
-    """What a run produced: the resolved config, the output folder and the final metrics (rank 0)."""
+    """What a run produced: the output folder and the final metrics (rank 0)."""
 
-    config: RunConfig
     output_dir: Path
     metrics: dict[str, Any]
     is_global_zero: bool = True
-
-
-def build_scheduler(factory: Callable, warmup_ratio: float, optimizer, total_steps: int):
-    """Call a scheduler factory with SchedulerSettings for `total_steps` optimizer steps."""
-    return factory(optimizer, SchedulerSettings(total_steps=total_steps, warmup_steps=int(warmup_ratio * total_steps)))
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -110,26 +118,17 @@ def check_checkpoint_fits(checkpoint: str, task: QATask, model_name: str) -> Non
 
 
 def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) -> str | None:
-    """The checkpoint path for --resume (a file, or `last`); refuses to overwrite an earlier run's checkpoints, and a
-    checkpoint already past `max_steps` (its outputs would report more steps than asked for)."""
-    checkpoints = output_dir / "checkpoints"
+    """The checkpoint path for --resume (a file, or `last`), None without; refuses a checkpoint that cannot resume
+    training, and one already past `max_steps` (its outputs would report more steps than asked for)."""
     if resume is None:
-        if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
-            raise UserError(
-                f"{checkpoints} already holds checkpoints of an earlier run; pass --resume last to continue it, "
-                "or choose another --output-dir"
-            )
-        if (output_dir / "model").is_dir():
-            raise UserError(f"{output_dir / 'model'} holds the model of an earlier run, which this run would replace; "
-                            "choose another --output-dir, or remove that run to train again there")
         return None
-    path = checkpoints / "last.ckpt" if resume == "last" else Path(resume)
+    path = output_dir / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise UserError(f"--resume {resume}: no checkpoint at {path}; start without --resume, or pass an existing .ckpt file")
     try:  # read it safely now, so a bad file fails before anything is featurized or written
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        reason = " ".join(str(error).split())[:200]
+        reason = one_line(str(error))[:200]
         raise UserError(f"--resume {resume}: {path} is not a checkpoint that can be loaded safely ({reason}); "
                         "pass a checkpoint written by `qaframe run`") from None
     if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys() or not isinstance(state["state_dict"], dict):
@@ -142,13 +141,16 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
     return str(path)
 
 
-def _require_split(corpus, name: str, split: str) -> None:
+def _require_split(corpus, name: str, split: str, options: CorpusOptions) -> None:
     if split not in corpus.splits():
-        raise UserError(f"corpus '{name}' has no '{split}' split (it has: {', '.join(corpus.splits())})")
+        error = no_such_split(name, split, corpus.splits())
+        if split in ("train", "dev") and (options.train_file or options.dev_file):  # a corpus that reads no files refuses these
+            error = UserError(f"{error}; pass the {split} file with --{split}-file")
+        raise error
 
 
-def _load_split(corpus, name: str, split: str, echo: Echo):
-    _require_split(corpus, name, split)
+def _load_split(corpus, name: str, split: str, options: CorpusOptions, echo: Echo) -> CorpusSplit:
+    _require_split(corpus, name, split, options)
     loaded = corpus.load(split)
     check_examples(loaded.examples, f"corpus '{name}', {split} split")
     parts = []
@@ -203,6 +205,7 @@ class Plan:
     config: RunConfig  # model defaults filled in; refiner, output and cache folders resolved (as config.yaml holds it)
     host: Any
     corpus: Any
+    corpus_options: CorpusOptions
     metric: Any
     refiner: Any  # None for "none"
     spec: ModelSpec
@@ -212,45 +215,49 @@ class Plan:
     config_yaml: str  # what config.yaml holds: the options as given, the per-model defaults left unset (RunConfig.to_yaml)
 
 
-def prepare(config: RunConfig, *, fetch: bool = True) -> Plan:
+def prepare(config: RunConfig, *, fetch: bool = True, training: bool = True) -> Plan:
     """Resolve and check everything cheap before data is read: names, corpus options and splits, metric, refiner, model
-    (its config and tokenizer: from the hub only with `fetch`), --max-seq-length, --resume, --output-dir, window settings."""
+    (its config and tokenizer: from the hub only with `fetch`), --max-seq-length, --resume, --output-dir, window settings.
+
+    Without `training` (--print-config, which trains and writes nothing) an earlier run in the output folder is no obstacle.
+    """
     host = plugins.get_host()
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))
-    refuse_origin_function(config.featurizer)  # a run evaluates on dev, which decodes answers through the offsets
-    corpus = host.create("corpus", config.corpus, CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict))
+    corpus_options = CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict)
+    corpus = host.create("corpus", config.corpus, corpus_options)
     for split in ("train", "dev"):
-        _require_split(corpus, config.corpus, split)
+        _require_split(corpus, config.corpus, split, corpus_options)
     metric = create_metric(host, config.corpus, corpus)
     refiner_name = config.refiner or corpus.refiner
-    refiner = None if refiner_name == "none" else host.create("refiner", refiner_name)
+    refiner = host.create_refiner(refiner_name)
     spec = dataclasses.replace(resolve_model(config.model), trust_remote_code=config.trust_remote_code)
     fetched = fetch or Path(spec.source).is_dir()
-    model_config = load_config(spec, trust_remote_code=config.trust_remote_code) if fetched else None
+    model_config = load_config(spec) if fetched else None
     check_max_seq_length(spec, model_config, config.max_seq_length)
     if config.resume is None:
         require_weights(spec)  # a resumed run's weights come from its checkpoint
-    tokenizer = load_tokenizer(spec, trust_remote_code=config.trust_remote_code) if fetched else None
+    tokenizer = load_tokenizer(spec) if fetched else None
     given = dataclasses.replace(config, refiner=refiner_name, output_dir=config.resolved_output_dir(),
                                 cache_dir=config.resolved_cache_dir())
-    model_defaults = given.model_defaults(spec.random_init)
-    config = dataclasses.replace(given, **model_defaults)
-    check_output_dir(config.output_dir)
+    config = given.with_model_defaults(spec.random_init)
+    check_output_dir(config.output_dir, new_run=training and config.resume is None)
     resume = resolve_resume(config.resume, config.output_dir, config.max_steps)
     if resume is not None:
         config.check_resume(Path(resume), spec.random_init)
     featurizer = build_featurizer(config.featurizer, FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length))
-    return Plan(config, host, corpus, metric, refiner, spec, tokenizer, featurizer, resume, given.to_yaml(model_defaults))
+    return Plan(config, host, corpus, corpus_options, metric, refiner, spec, tokenizer, featurizer, resume,
+                given.to_yaml(given.model_defaults(spec.random_init)))
 
 
 RUN_FOLDERS = ("checkpoints", "logs", "model")
 RUN_FILES = ("config.yaml", "predictions.json", "nbest_predictions.json", "metrics.json")
 
 
-def check_output_dir(output_dir: Path) -> None:
+def check_output_dir(output_dir: Path, *, new_run: bool) -> None:
     """UserError unless `qaframe run` can write in `output_dir`, where what it writes is absent or of its kind (a folder
-    where it makes one, a file where it writes one): found after training, a clash would cost the run."""
+    where it makes one, a file where it writes one): found after training, a clash would cost the run. A `new_run` (one
+    that does not resume) is also refused where an earlier run's checkpoints or model are, which it would replace."""
     label = f"--output-dir {output_dir}"
     io.check_writable_folder(output_dir, label)
     for name in RUN_FOLDERS:
@@ -261,6 +268,15 @@ def check_output_dir(output_dir: Path) -> None:
         if (output_dir / name).is_dir():
             raise UserError(f"{label}: {output_dir / name} is a folder where the run writes a file; move it away or choose "
                             "another --output-dir")
+    if not new_run:
+        return
+    checkpoints = output_dir / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.glob("*.ckpt")):
+        raise UserError(f"{checkpoints} already holds checkpoints of an earlier run; pass --resume last to continue it, "
+                        f"choose another --output-dir, or delete {output_dir} to start over")
+    if (output_dir / "model").is_dir():
+        raise UserError(f"{output_dir / 'model'} holds the model of an earlier run, which this run would replace; "
+                        "choose another --output-dir, or remove that run to train again there")
 
 
 def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] = ()) -> RunResult:
@@ -269,94 +285,145 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     `callbacks`: extra Lightning callbacks for the Trainer (progress reporting, timing), after qaframe's own.
     """
     plan = prepare(config)
-    config, tokenizer, refiner = plan.config, plan.tokenizer, plan.refiner
-    output_dir = config.output_dir
+    config, output_dir = plan.config, plan.config.output_dir
     with held_back(RANK_ZERO_LOG) as banner:  # Lightning's device lines wait for training: an error before it stays one line
         trainer, checkpoint, clock = _trainer(config, output_dir, [WriteConfig(plan.config_yaml), *callbacks])  # flags before data
-    train_split = _load_split(plan.corpus, config.corpus, "train", echo)
-    dev_split = _load_split(plan.corpus, config.corpus, "dev", echo)
-    dev = _features(plan.featurizer, tokenizer, dev_split, "dev", config.cache_dir, config.overwrite_cache, echo)
-    require_offsets(dev, config.featurizer)  # evaluation decodes answers through the offsets: checked before the train split
-    train = _features(plan.featurizer, tokenizer, train_split, "train", config.cache_dir, config.overwrite_cache, echo)
-    if isinstance(refiner, TrainableRefiner):
-        refiner.fit(train_split.examples, tokenizer)
-        echo(f"refiner {config.refiner}: fitted on the {len(train_split.examples)} training examples")
-
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    model = plan.host.create("head", config.head, plan.spec, pretrained=plan.resume is None and not plan.spec.random_init)
-    if config.compile:
-        model.compile(dynamic=True, mode=config.compile_mode)
-    optimizer_factory = partial(plan.host.registry("optimizer").create, config.optimizer)  # what it builds is checked
-    scheduler_factory = partial(plan.host.registry("scheduler").create, config.scheduler)
-    evaluator = Evaluator(dev_split.examples, dev, plan.metric, refiner, config.n_best_size, config.max_answer_length)
-    # a loss-scaled step (16-mixed on a GPU) must unscale before clipping, which Lightning does only for unfused optimizers
-    scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
-    optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay,
-                                           fused=False if scaled and config.gradient_clip_val else None)
-    task = QATask(
-        model,
-        optimizer_factory=partial(_build_optimizer, optimizer_factory, optimizer_settings),
-        scheduler_factory=partial(build_scheduler, scheduler_factory, config.warmup_ratio),
-        evaluator=evaluator,
-    )
-    if plan.resume is not None:
-        check_checkpoint_fits(plan.resume, task, config.model)
-    device = trainer.strategy.root_device
-    if device.type == "cuda":
-        configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
-    datamodule = QADataModule(
-        train, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
-        train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
-        group_by_length=config.group_by_length, pad_to_multiple_of=config.pad_to_multiple_of, num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
-    )
+    dev_split, train, dev = _data(plan, echo)
+    evaluator = Evaluator(dev_split.examples, dev, plan.metric, plan.refiner, config.n_best_size, config.max_answer_length)
+    task = _task(plan, trainer, evaluator)
     for record in banner:
         RANK_ZERO_LOG.handle(record)
-    try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=plan.resume, weights_only=True)
-    except SystemExit:
-        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
-            raise KeyboardInterrupt from None
-        raise
-    except MisconfigurationException as error:  # found as training starts (a --limit-* fraction under one batch)
-        raise UserError(f"cannot train with these options: {error}") from None
+    _fit(plan, trainer, task, train, dev)
     if not trainer.is_global_zero:
-        return RunResult(config, output_dir, {}, is_global_zero=False)
-
+        return RunResult(output_dir, {}, is_global_zero=False)
     best = best_checkpoint(output_dir / "checkpoints", checkpoint.best_model_path)
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        task.load_state_dict(state)
-    model.to(device)
-    eval_start = time.perf_counter()
-    start, end, seen = window_logits(
-        model, dev, pad_token_id=tokenizer.pad_token_id or 0, padding_side=tokenizer.padding_side,
-        batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
-        limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
-    )
-    evaluation = evaluator.evaluate(start, end, seen)
+    evaluation, eval_seconds = _evaluate_best(plan, trainer, task, best, evaluator, dev)
     metrics = {
-        **{k: evaluation.scores[k] for k in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
-        "metric": plan.corpus.metric,
-        "corpus": config.corpus,
-        "split": "dev",
-        "model": config.model,
-        "examples": evaluation.scores["examples"],
-        "refiner": config.refiner,
+        **scored_metrics(evaluation, dev_split, metric=plan.corpus.metric, corpus=config.corpus, split_name="dev",
+                         model=config.model, refiner=config.refiner),
         "best_checkpoint": Path(best).name if best else None,
         "epochs": round(trainer.global_step / math.ceil(trainer.num_training_batches / config.accumulate_grad_batches), 2),
         "optimizer_steps": trainer.global_step,
         "train_seconds": round(clock.train_seconds, 2),
         "train_windows": clock.windows * trainer.world_size,
         "train_windows_per_second": round(clock.windows * trainer.world_size / max(clock.train_seconds, 1e-9), 1),
-        "eval_seconds": round(time.perf_counter() - eval_start, 2),
+        "eval_seconds": round(eval_seconds, 2),
         "precision": str(trainer.precision),
         "devices": trainer.world_size,
-        "peak_memory_mb": round(peak_memory_mb(device.type), 1),
+        "peak_memory_mb": round(peak_memory_mb(trainer.strategy.root_device.type), 1),
     }
-    write_model(model, tokenizer, output_dir / "model", model_metadata(config, plan.featurizer.settings, str(trainer.precision)), refiner)
+    write_model(task.model, plan.tokenizer, output_dir / "model",
+                model_metadata(config, plan.featurizer.settings, str(trainer.precision)), plan.refiner)
     write_outputs(output_dir, evaluation, metrics)
-    return RunResult(config, output_dir, metrics)
+    return RunResult(output_dir, metrics)
+
+
+def _data(plan: Plan, echo: Echo) -> tuple[CorpusSplit, Features, Features]:
+    """The dev split and the windows of train and dev (cached), with a trainable refiner fitted on the training examples."""
+    config, tokenizer = plan.config, plan.tokenizer
+    train_split = _load_split(plan.corpus, config.corpus, "train", plan.corpus_options, echo)
+    dev_split = _load_split(plan.corpus, config.corpus, "dev", plan.corpus_options, echo)
+    dev = _features(plan.featurizer, tokenizer, dev_split, "dev", config.cache_dir, config.overwrite_cache, echo)
+    require_offsets(dev, config.featurizer)  # evaluation decodes answers through the offsets: checked before the train split
+    train = _features(plan.featurizer, tokenizer, train_split, "train", config.cache_dir, config.overwrite_cache, echo)
+    if isinstance(plan.refiner, TrainableRefiner):
+        plan.refiner.fit(train_split.examples, tokenizer)
+        echo(f"refiner {config.refiner}: fitted on the {len(train_split.examples)} training examples")
+    return dev_split, train, dev
+
+
+def _task(plan: Plan, trainer: pl.Trainer, evaluator: Evaluator) -> QATask:
+    """The model (seeded; compiled under --compile) in a QATask with the optimizer and scheduler plugins; the weights of
+    a checkpoint to resume from must fit it."""
+    config = plan.config
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    model = plan.host.create("head", config.head, plan.spec, pretrained=plan.resume is None and not plan.spec.random_init)
+    if config.compile:
+        model.compile(dynamic=True, mode=config.compile_mode)
+    # a loss-scaled step (16-mixed on a GPU) must unscale before clipping, which Lightning does only for unfused optimizers
+    scaled = getattr(trainer.precision_plugin, "scaler", None) is not None
+    optimizer_settings = OptimizerSettings(config.learning_rate, config.weight_decay,
+                                           fused=False if scaled and config.gradient_clip_val else None)
+    task = QATask(
+        model,
+        optimizer_factory=partial(_create_optimizer, plan.host.registry("optimizer"), config.optimizer, optimizer_settings),
+        scheduler_factory=partial(_create_scheduler, plan.host.registry("scheduler"), config.scheduler, config.warmup_ratio),
+        evaluator=evaluator,
+    )
+    if plan.resume is not None:
+        check_checkpoint_fits(plan.resume, task, config.model)
+    return task
+
+
+# QATask's factories, bound with functools.partial; what they build is checked
+def _create_optimizer(registry, name: str, settings: OptimizerSettings, model):
+    return registry.create(name, model, settings)
+
+
+def _create_scheduler(registry, name: str, warmup_ratio: float, optimizer, total_steps: int):
+    return registry.create(name, optimizer, SchedulerSettings(total_steps=total_steps, warmup_steps=int(warmup_ratio * total_steps)))
+
+
+def _fit(plan: Plan, trainer: pl.Trainer, task: QATask, train: Features, dev: Features) -> None:
+    """Train `task` on the windows of `train`, validating on `dev`, from the checkpoint to resume from if any."""
+    config, tokenizer = plan.config, plan.tokenizer
+    device = trainer.strategy.root_device
+    if device.type == "cuda":
+        configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
+    datamodule = QADataModule(
+        train, dev, pad_token_id=tokenizer.pad_token_id or 0,
+        train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
+        group_by_length=config.group_by_length, pad_to_multiple_of=config.pad_to_multiple_of, num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    try:
+        with quiet_training(resuming=plan.resume is not None):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=plan.resume, weights_only=True)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
+            raise KeyboardInterrupt from None
+        raise
+    except MisconfigurationException as error:  # found as training starts (a --limit-* fraction under one batch)
+        raise UserError(f"cannot train with these options: {error}") from None
+
+
+def _evaluate_best(plan: Plan, trainer: pl.Trainer, task: QATask, best: str | None, evaluator: Evaluator, dev: Features):
+    """The evaluation on `dev` of the weights in `best` (the checkpoint with the best dev F1; None: the weights in memory),
+    and its seconds (loading the weights excluded)."""
+    config, tokenizer = plan.config, plan.tokenizer
+    if best:
+        task.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["state_dict"])
+    device = trainer.strategy.root_device
+    task.model.to(device)
+    start_time = time.perf_counter()
+    start, end, seen = window_logits(
+        task.model, dev, pad_token_id=tokenizer.pad_token_id or 0,
+        batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
+        limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
+    )
+    return evaluator.evaluate(start, end, seen), time.perf_counter() - start_time
+
+
+def scored_metrics(evaluation, split: CorpusSplit, *, metric: str, corpus: str, split_name: str, model: str,
+                   refiner: str) -> dict[str, Any]:
+    """What metrics.json of `qaframe run` and `qaframe evaluate` says about the scores: EM and F1 (refined and raw), what
+    scored them, on which data (the split's files; none for data made in memory) and what was not scored.
+
+    `examples` counts the questions scored; `skipped_questions` those of the split that loading skipped as unusable,
+    which the official scorer counts as wrong answers.
+    """
+    kept = {example.id for example in split.examples}
+    return {
+        **{key: evaluation.scores[key] for key in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
+        "metric": metric,
+        "corpus": corpus,
+        "split": split_name,
+        "files": [str(path) for path in split.files],
+        "model": model,
+        "examples": evaluation.scores["examples"],
+        "skipped_questions": len({record for record, _ in split.skipped} - kept),
+        "refiner": refiner,
+    }
 
 
 def best_checkpoint(folder: Path, recorded: str) -> str | None:
@@ -370,10 +437,6 @@ def best_checkpoint(folder: Path, recorded: str) -> str | None:
     scored = [(float(match.group(1)), str(path) == recorded, str(path))
               for path in folder.glob("best-*.ckpt") if (match := re.fullmatch(r"best-epoch\d+-f1(-?[\d.]+)\.ckpt", path.name))]
     return max(scored)[2] if scored else None
-
-
-def _build_optimizer(factory: Callable, settings: OptimizerSettings, model):
-    return factory(model, settings)
 
 
 def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback]):
@@ -402,19 +465,32 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             log_every_n_steps=config.progress_every,
             enable_model_summary=False, **limits,
         )
+    except ImportError as error:  # an accelerator or strategy whose package is not installed (torch_xla for tpu)
+        raise UserError(f"cannot set up training with --accelerator {config.accelerator} --strategy {config.strategy}: a package "
+                        f"it needs is missing ({error}); install it, or choose another --accelerator or --strategy") from None
     except (MisconfigurationException, ValueError, RuntimeError, TypeError) as error:
         raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
-                        f"--strategy {config.strategy}: {' '.join(str(error).split())}") from None
+                        f"--strategy {config.strategy}: {error}") from None
     return trainer, checkpoint, clock
 
 
 class LossProgressBar(TQDMProgressBar):
-    """Lightning's TQDM bar, showing the training loss as of its last refresh (every `refresh_rate` steps).
+    """Lightning's TQDM bar, on stderr (Lightning writes it to stdout, which keeps the run's results), showing the
+    training loss as of its last refresh (every `refresh_rate` steps).
 
     The loss is logged without `prog_bar=True`: with it, Lightning turns the loss into a Python
     number after every batch, a read that makes the host wait for the GPU at every step whatever
     the bar's refresh rate. Here it is read only when the bar refreshes.
     """
+
+    # Lightning builds each bar with file=sys.stdout; a run makes no sanity, test or predict bars
+    def init_train_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self):
+        with redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
 
     def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)
@@ -529,7 +605,7 @@ def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any], refine
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        io.write_json(staging / "qaframe.json", metadata)
+        io.write_json(staging / METADATA_FILE, metadata)
         if isinstance(refiner, TrainableRefiner):
             io.write_json(staging / REFINER_STATE_FILE, refiner.to_json())
         for file in staging.rglob("*"):
@@ -573,30 +649,25 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
         host.registry("refiner").get(refiner)  # an unknown name fails before the weights load
     corpus = host.create("corpus", corpus_name, options)
     metric = create_metric(host, corpus_name, corpus)
-    loaded = _load_split(corpus, corpus_name, split, echo)  # a bad file is reported before the weights load
+    loaded = _load_split(corpus, corpus_name, split, options, echo)  # a bad file is reported before the weights load
     predictor = Predictor.load(model_dir, device=device, trust_remote_code=trust_remote_code, as_trained=True)
     refiner_name = refiner or predictor.metadata.get("refiner") or corpus.refiner
     if refiner_name == predictor.metadata.get("refiner", "none"):
         refiner_obj = predictor.refiner  # fitted state included (refiner.json)
     else:
-        refiner_obj = None if refiner_name == "none" else host.create("refiner", refiner_name)
+        refiner_obj = host.create_refiner(refiner_name)
         if isinstance(refiner_obj, TrainableRefiner):
-            refiner_obj.fit(_load_split(corpus, corpus_name, "train", echo).examples, predictor.tokenizer)
+            refiner_obj.fit(_load_split(corpus, corpus_name, "train", options, echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
-    cache = cache_dir or RunConfig().resolved_cache_dir()
+    cache = cache_dir or io.cache_root()
     features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
     start_time = time.perf_counter()
     start, end = predictor.logits(features)
     evaluator = Evaluator(loaded.examples, features, metric, refiner_obj, predictor.n_best_size, predictor.max_answer_length)
     evaluation = evaluator.evaluate(start, end)
     metrics = {
-        **{k: evaluation.scores[k] for k in ("exact_match", "f1", "exact_match_raw", "f1_raw")},
-        "metric": corpus.metric,
-        "corpus": corpus_name,
-        "split": split,
-        "model": str(model_dir),
-        "examples": evaluation.scores["examples"],
-        "refiner": refiner_name,
+        **scored_metrics(evaluation, loaded, metric=corpus.metric, corpus=corpus_name, split_name=split, model=str(model_dir),
+                         refiner=refiner_name),
         "eval_seconds": round(time.perf_counter() - start_time, 2),
     }
     write_outputs(output_dir, evaluation, metrics)
@@ -604,10 +675,15 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
 
 
 def summary(metrics: dict[str, Any], output_dir: Path, written: Sequence[str] = ("metrics.json", "predictions.json")) -> str:
-    """The lines `qaframe run` and `qaframe evaluate` print at the end; `written`: the outputs named."""
+    """The lines `qaframe run` and `qaframe evaluate` print at the end (`metrics`: see `scored_metrics`); `written`: the
+    outputs named."""
+    data = f"{metrics['examples']} {metrics['split']} examples of {metrics['corpus']}"
+    if metrics["files"]:
+        data += f" from {', '.join(metrics['files'])}"
+    if metrics["skipped_questions"]:
+        data += f"; questions skipped while loading, not scored: {metrics['skipped_questions']}"
     return (
-        f"exact match {metrics['exact_match']:.2f}  F1 {metrics['f1']:.2f}  "
-        f"({metrics['metric']} metric, {metrics['examples']} {metrics.get('split', 'dev')} examples of {metrics['corpus']})\n"
+        f"exact match {metrics['exact_match']:.2f}  F1 {metrics['f1']:.2f}  ({metrics['metric']} metric, {data})\n"
         f"outputs: {output_dir}  ({', '.join(written)})"
     )
 

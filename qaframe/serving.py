@@ -9,7 +9,7 @@ invisible characters) or not valid Unicode,
 `top_k` outside 1..20, a context or batch over its limit, or input the model cannot take.
 
 Inference runs in worker threads so the event loop keeps answering (e.g. `/health`)
-while the model works. The predictor must be thread-safe, and qaframe's Predictor is:
+while the model works. The Predictor is thread-safe:
 its own lock lets one tokenize-and-forward pass run at a time (a fast tokenizer shared
 between threads fails with "Already borrowed", and torch already spreads one pass over
 all CPU cores, so parallel passes would only compete for them), while span decoding of
@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 from importlib.resources import files
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from qaframe.errors import ContextWithoutTokens, UserError
+from qaframe.predictor import Predictor
 from qaframe.text import unusable_text
 
 MAX_TOP_K = 20
@@ -38,15 +39,6 @@ PAGE_POLICY = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-
-
-class AnswersModel(Protocol):
-    """What the app needs from a predictor (qaframe.predictor.Predictor fills it); `answer` must be thread-safe."""
-
-    name: str
-
-    def answer(self, items: Sequence[tuple[str, str]], top_k: int = 1) -> list[list[dict]]:
-        """Answer each (question, context) pair with its top_k spans, best first."""
 
 
 class Question(BaseModel):
@@ -88,13 +80,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await self.refuse(send, 400, "the Content-Length header is not a number")
-                return
-            if int(declared) > self.max_bytes:
-                await self.refuse(send, 413, self.too_large(int(declared)))
-                return
+        if declared is not None and int(declared) > self.max_bytes:  # uvicorn (h11) refuses a Content-Length that is no number
+            await self.refuse(send, 413, self.too_large(int(declared)))
+            return
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -191,13 +179,8 @@ def check_text(value: str, where: str, limit: int) -> None:
         raise ClientError(422, f"{where}: is {len(value):,} characters, the limit is {limit:,}; send a shorter text")
 
 
-def plain_answers(answers: list[dict]) -> list[dict]:
-    """Answer dicts with plain JSON types (the predictor may hand back numpy numbers)."""
-    return [{"text": str(a["text"]), "score": float(a["score"]), "start": int(a["start"]), "end": int(a["end"])} for a in answers]
-
-
 def create_app(
-    predictor: AnswersModel,
+    predictor: Predictor,
     *,
     max_body_bytes: int = 1_000_000,
     max_context_chars: int = 20_000,
@@ -233,7 +216,7 @@ def create_app(
             raise ClientError(422, f"{where}context: {error.reason}") from None
         except UserError as error:
             raise ClientError(422, str(error)) from None
-        return [plain_answers(answers[: item.top_k]) for item, answers in zip(questions, found)]
+        return [answers[: item.top_k] for item, answers in zip(questions, found)]
 
     def elapsed_ms(started: float) -> float:
         return round((time.perf_counter() - started) * 1000, 2)

@@ -27,7 +27,7 @@ from pytorch_lightning.plugins.precision import MixedPrecision, Precision
 
 from torch.utils.data import DataLoader
 
-from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, ResumableDataLoader, example_lengths, left_aligned
+from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, ResumableDataLoader, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.models import model_inputs, takes_prepared_mask
 from qaframe.types import Features, Metric, QAExample, Refiner
@@ -150,16 +150,16 @@ class QATask(pl.LightningModule):
         self._windows, self._start, self._end = [], [], []
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Keep this batch's left-aligned logits under their window indices, on the device until the epoch ends.
+        """Keep this batch's logits (column j: token j of the window) under their window indices, on the device until the
+        epoch ends.
 
         Copying each batch's logits to the host would make the host wait for the GPU at every batch.
         """
         start, end = self(batch)
         width = self.evaluator.width
-        mask = batch["attention_mask"]
         for kept, logits in ((self._start, start), (self._end, end)):
-            aligned = left_aligned(logits, mask)[:, :width]
-            kept.append(F.pad(aligned, (0, width - aligned.shape[1]), value=UNSEEN))
+            logits = logits[:, :width]
+            kept.append(F.pad(logits, (0, width - logits.shape[1]), value=UNSEEN))
         self._windows.append(batch["window"])
 
     def on_validation_epoch_end(self) -> None:
@@ -199,14 +199,13 @@ class QATask(pl.LightningModule):
 class QADataModule(pl.LightningDataModule):
     """Train and dev Features as DataLoaders with per-batch padding and length-grouped batches."""
 
-    def __init__(self, train: Features | None, dev: Features | None, *, pad_token_id: int, padding_side: str = "right",
+    def __init__(self, train: Features | None, dev: Features | None, *, pad_token_id: int,
                  train_batch_size: int = 32, eval_batch_size: int = 64, seed: int = 0, group_by_length: bool = True,
                  pad_to_multiple_of: int = 1, num_workers: int = 0, pin_memory: bool = False):
         super().__init__()
         self.train_features = train
         self.dev_features = dev
         self.pad_token_id = pad_token_id
-        self.padding_side = padding_side
         self.train_batch_size = train_batch_size
         self.eval_batch_size = eval_batch_size
         self.seed = seed
@@ -231,7 +230,7 @@ class QADataModule(pl.LightningDataModule):
         return loader(
             range(len(features)),
             batch_sampler=sampler,
-            collate_fn=PadCollator(features, self.pad_token_id, self.padding_side, self.pad_to_multiple_of),
+            collate_fn=PadCollator(features, self.pad_token_id, pad_to_multiple_of=self.pad_to_multiple_of),
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

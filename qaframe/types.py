@@ -47,7 +47,7 @@ class CorpusSplit:
 
     examples: list[QAExample]
     files: tuple[Path, ...] = ()
-    repaired: list[str] = field(default_factory=list)  # example ids whose answer was moved or trimmed of invisible ends
+    repaired: list[str] = field(default_factory=list)  # example ids whose answer_start was moved to its text
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (example id, reason)
 
 
@@ -68,6 +68,11 @@ def check_examples(examples: Sequence[QAExample], where: str) -> None:
             if found != answer.text:
                 raise UserError(f"{where}: example '{example.id}', answer {number}: {answer.text!r} is not the context's text "
                                 f"at its start {answer.start} ({found!r}); an answer must be context[start:start+len(text)]")
+
+
+def no_such_split(corpus: str, split: str, splits: Sequence[str]) -> UserError:
+    """The error for a split that corpus `corpus` does not have; `splits` are the ones it has."""
+    return UserError(f"corpus '{corpus}' has no '{split}' split (it has: {', '.join(splits) or 'none'})")
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,9 @@ class Features:
     attention mask is all ones inside a window, so it is made at batch time, not stored.
     `start_positions`/`end_positions` are token indices inside the window (the CLS index when
     the answer is not wholly inside it). `offsets` holds (char_start, char_end) in the original
-    context for context tokens and (-1, -1) for every other token; it and `example_index` are
-    what evaluation needs, and an origin-style featurizer that cannot make them leaves them None.
+    context for context tokens and (-1, -1) for every other token; evaluation and prediction
+    decode answers through it, so a featurizer must give it (an origin-style function, which
+    gives none, is refused).
     """
 
     input_ids: np.ndarray  # (tokens,) int32
@@ -161,10 +167,8 @@ class ModelSpec:
 
     source: str
     max_positions: int | None = None  # position-embedding limit (KcBERT: 300)
-    cased: bool | None = None
     random_init: bool = False  # build from config with random weights (offline tiny models)
     trust_remote_code: bool = False  # let transformers run code from the model's folder or hub repo
-    description: str = ""
 
 
 @runtime_checkable

@@ -228,15 +228,18 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path
     written = earlier_results(out)
     command = [*TINY_RUN, "--max-steps", "100000", "--max-epochs", "1000", "--output-dir", str(out),
                "--cache-dir", str(tmp_path / "cache")]
-    with open(tmp_path / "stdout", "wb") as stdout:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=subprocess.PIPE, stdout=stdout,
+    with open(tmp_path / "stderr", "wb") as stderr:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=stderr, stdout=subprocess.PIPE,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
     deadline = time.monotonic() + 240
-    while b"Epoch 0" not in (tmp_path / "stdout").read_bytes():  # Lightning's progress bar (on stdout): training has started
+    while b"Epoch 0" not in (tmp_path / "stderr").read_bytes():  # the progress bar (on stderr): training has started
         assert process.poll() is None and time.monotonic() < deadline, "training did not start"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err.decode(errors="replace")[-2000:]
-    assert err.decode().strip().splitlines()[-1] == "Aborted."  # click's word for Ctrl-C
+    out_text, _ = process.communicate(timeout=120)
+    err = (tmp_path / "stderr").read_text(errors="replace")
+    assert process.returncode == 130, err[-2000:]
+    lines = err.splitlines()  # the bar's lines end in \r: each redraw is a line
+    assert "Aborted." in lines and out_text == b""  # click's word for Ctrl-C; no results
+    assert all(line.startswith("Epoch 0") for line in lines[lines.index("Aborted.") + 1:] if line)  # the bar, closed as Python exits
     assert kept(out, written)

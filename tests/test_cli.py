@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -223,3 +224,45 @@ def test_predict_context_without_tokens_is_one_line(capsys, monkeypatch, tmp_pat
     assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file), "--output", str(output)]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"Error: {questions_file}:2: 'context' has no tokens the model knows")
     assert not output.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--batch-size", "32"], "No such option '--batch-size'. Did you mean '--train-batch-size'?"),  # not eval's
+    (["run", "--pretrained-model-name", "x"], "No such option '--pretrained-model-name'. Did you mean '--model'?"),
+    (["run", "--fp16"], "No such option '--fp16'. Did you mean '--precision 16-mixed'?"),
+    (["evaluate", "--epochs", "3"], "No such option '--epochs'. (see"),  # evaluate has no --max-epochs to name
+])
+def test_an_option_named_as_in_the_korean_nlp_book_names_qaframes(capsys, monkeypatch, argv, message):
+    assert run_main(monkeypatch, argv) == 2
+    assert one_line_error(capsys).startswith(f"Error: {message}")
+
+
+@pytest.mark.parametrize("command, names", [
+    ("evaluate", ["data_dir", "train_file", "dev_file", "strict"]),
+    ("inspect", ["corpus", "model", "data_dir", "train_file", "dev_file", "featurizer", "max_seq_length", "doc_stride",
+                 "max_query_length", "strict"]),
+])
+def test_options_shared_with_run_are_runs(command, names):
+    """The same flags, value types and help as `qaframe run`'s options, and run's defaults."""
+    from qaframe.config import RunConfig
+
+    def described(param):
+        return param.opts, param.secondary_opts, param.type.name, param.help
+
+    run_params = {param.name: param for param in cli_module.cli.get_command(None, "run").params}
+    params = {param.name: param for param in cli_module.cli.get_command(None, command).params}
+    defaults = {field.name: field.default for field in RunConfig.options()}
+    for name in names:
+        assert described(params[name]) == described(run_params[name]), name
+        assert params[name].default == defaults[name], name
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_transformers_progress_bars_show_only_with_debug(saved_model, debug):
+    """transformers 5 drew a "Loading weights" bar on stderr at each model load; predict, evaluate and serve hide it."""
+    env = {name: value for name, value in os.environ.items() if name != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    script = Path(sys.executable).with_name("qaframe")
+    argv = [str(script), *(["--debug"] if debug else []), "predict", "--model", str(saved_model), *ONE_QUESTION]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert ("Loading weights" in done.stderr) == debug

@@ -15,6 +15,7 @@ PATH_OPTIONS = {
     "evaluate": ["--model", "--output-dir", "--data-dir", "--train-file", "--dev-file", "--cache-dir"],
     "predict": ["--model", "--input", "--output"],
     "inspect": ["--data-dir", "--train-file", "--dev-file"],
+    "run": ["--config", "--data-dir", "--train-file", "--dev-file", "--output-dir", "--cache-dir"],
     "serve": ["--model"],
 }
 # each command's required options, so that the empty path is the only mistake
@@ -22,6 +23,7 @@ REQUIRED = {
     "evaluate": {"--model": "model", "--corpus": "sample", "--output-dir": "out"},
     "predict": {"--model": "model", "--question": "언제?", "--context": "1978년에 창단되었다."},
     "inspect": {},
+    "run": {},
     "serve": {"--model": "model"},
 }
 

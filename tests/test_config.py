@@ -81,6 +81,25 @@ def test_unknown_key_names_key_and_file(tmp_path):
         RunConfig.from_sources(file)
 
 
+@pytest.mark.parametrize("key, meant", [
+    ("batch_size", "train_batch_size"),  # not eval_batch_size, the closest spelling: the book's batch is the training one
+    ("epochs", "max_epochs"),
+    ("pretrained_model_name", "model"),
+    ("downstream_model_dir", "output_dir"),
+    ("downstream_corpus_name", "corpus"),
+    ("downstream-corpus-root-dir", "data_dir"),
+    ("cpu_workers", "num_workers"),
+    ("fp16", "precision: 16-mixed"),
+])
+def test_an_option_named_as_in_the_korean_nlp_book_names_qaframes(tmp_path, key, meant):
+    """Readers of the Korean NLP book (ratsnlp's QATrainArguments) write its names; difflib alone guessed wrong or nothing."""
+    file = tmp_path / "run.yaml"
+    file.write_text(f"{key}: 1\n")
+    with pytest.raises(UserError) as error:
+        RunConfig.from_sources(file)
+    assert str(error.value) == f"unknown option '{key}' in config file {file}; did you mean '{meant}'?"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -111,7 +130,6 @@ def test_bad_files_are_one_line_errors(tmp_path, text, message):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"doc_stride": 256, "max_seq_length": 256}, "--doc-stride 256 .* smaller than --max-seq-length 256"),
         ({"train_batch_size": 0}, "--train-batch-size must be at least 1"),
         ({"warmup_ratio": 1.5}, "--warmup-ratio"),
         ({"limit_val_batches": 0}, "--limit-val-batches 0"),
@@ -124,11 +142,25 @@ def test_bad_files_are_one_line_errors(tmp_path, text, message):
         ({"seed": 2**32}, "--seed must be from 0 to 4294967295, got 4294967296"),
         ({"output_dir": ""}, "--output-dir in the command line must be a non-empty path, got ''"),  # not the current folder
         ({"train_file": " "}, "--train-file in the command line must be a non-empty path"),
+        ({"strategy": "ddp_spawn"}, "--strategy ddp_spawn trains in processes .*; use --strategy ddp"),  # OverflowError at the end
     ],
 )
 def test_validation_names_the_flag(overrides, message):
     with pytest.raises(UserError, match=message):
         RunConfig.from_sources(overrides=overrides)
+
+
+def test_window_settings_are_checked_by_the_featurizer_before_the_run_starts(monkeypatch, capsys, tmp_path):
+    """How much overlap fits is the featurizer's rule (it knows its special tokens): RunConfig leaves it to the featurizer,
+    whose one-line error comes before the run writes anything, reads data or builds the model."""
+    assert RunConfig.from_sources(overrides={"doc_stride": 256, "max_seq_length": 256}).doc_stride == 256
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--doc-stride", "256", "--max-seq-length", "256", "--output-dir", "out", "--cache-dir", "cache"]
+    code, out, err = run_cli(monkeypatch, capsys, argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("Error: --doc-stride 256 (the overlap between windows, in tokens) must be smaller than the room "
+                          "for context, 189 = --max-seq-length 256 - --max-query-length 64 - 3 special tokens")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_yaml_null_or_empty_value_keeps_the_default(tmp_path):
@@ -306,13 +338,10 @@ SAMPLE_TRAIN = Path(__file__).parents[1] / "plugins" / "data" / "sample" / "trai
     ["--max-seq-length", "301"],
     ["--max-seq-length", "128"],  # the default overlap of 64 leaves no room for context
     ["--resume", "last"],  # no checkpoint
-    ["--output-dir", "used"],  # it holds checkpoints
     ["--output-dir", "a-file/out"],
 ])
 def test_print_config_refuses_what_the_run_refuses(monkeypatch, capsys, tmp_path, argv):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "used" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "used" / "checkpoints" / "last.ckpt").write_bytes(b"")
     (tmp_path / "a-file").write_text("")
     argv = ["run", "--output-dir", "out", "--cache-dir", "cache", *argv]
     code, out, err = run_cli(monkeypatch, capsys, [*argv, "--print-config"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import io
 import json
@@ -9,6 +10,7 @@ import logging
 import shutil
 import urllib.error
 
+import numpy as np
 import pytest
 
 from qaframe.errors import UserError
@@ -80,7 +82,7 @@ class FakeResponse(io.BytesIO):
 def test_download_writes_the_file_atomically_with_its_full_length(tmp_path, fixtures_dir, monkeypatch):
     body = (fixtures_dir / "korquad_mini_dev.json").read_bytes()
     monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: FakeResponse(body, len(body)))
-    path = corpora.ensure_korquad(tmp_path, "dev")
+    path = corpora.ensure_korquad(tmp_path, "dev", ["dev"])
     assert path.read_bytes() == body
     assert [p.name for p in tmp_path.iterdir()] == ["KorQuAD_v1.0_dev.json"]
 
@@ -88,7 +90,7 @@ def test_download_writes_the_file_atomically_with_its_full_length(tmp_path, fixt
 def test_interrupted_download_leaves_nothing_and_says_where_to_put_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b'{"data": [', 5000))
     with pytest.raises(UserError, match="stopped after 10 of 5000 bytes"):
-        corpora.ensure_korquad(tmp_path, "train")
+        corpora.ensure_korquad(tmp_path, "train", ["train", "dev"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -105,11 +107,33 @@ def test_a_response_cut_off_mid_chunk_is_a_user_error_and_leaves_nothing(tmp_pat
     response = CutOffResponse(b'{"data": [', 0)
     response.headers = {}  # chunked: no Content-Length
     monkeypatch.setattr(corpora.urllib.request, "urlopen", lambda url, timeout: response)
-    with pytest.raises(UserError, match=r"^cannot download KorQuAD 1\.0 \(IncompleteRead.*put them in .*kq") as caught:
-        corpora.ensure_korquad(tmp_path / "kq", "dev")
+    with pytest.raises(UserError, match=r"^cannot download KorQuAD 1\.0 \(IncompleteRead.*put it in .*kq") as caught:
+        corpora.ensure_korquad(tmp_path / "kq", "dev", ["dev"])
     assert "\n" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []  # no partial file, and no folder made for it
 
+
+
+@pytest.mark.parametrize("given, missing", [
+    ({"train_file": "mine.json"}, ["dev"]),
+    ({"dev_file": "mine.json"}, ["train"]),
+    ({}, ["train", "dev"]),
+])
+def test_a_failed_download_names_only_the_missing_files_and_the_option_for_ones_own(qaframe_host, tmp_path, monkeypatch, given, missing):
+    def offline(url, timeout):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(corpora.urllib.request, "urlopen", offline)
+    options = CorpusOptions(data_dir=tmp_path / "kq", **{key: tmp_path / name for key, name in given.items()})
+    corpus = qaframe_host.create("corpus", "korquad", options)
+    with pytest.raises(UserError) as caught:
+        corpus.path(missing[0])
+    files = " and ".join(f"KorQuAD_v1.0_{split}.json" for split in missing)
+    flags = " and ".join(f"--{split}-file" for split in missing)
+    assert str(caught.value) == (
+        f"cannot download KorQuAD 1.0 (no network); download {files} from https://korquad.github.io/dataset/ and put "
+        f"{'them' if len(missing) > 1 else 'it'} in {tmp_path / 'kq'} (or pass --data-dir), or read your own copy with {flags}"
+    )
 
 def test_a_data_dir_that_cannot_be_made_is_one_line_exit_2_before_downloading(qaframe_host, capsys, monkeypatch, tmp_path):
     from qaframe.cli import main
@@ -269,7 +293,7 @@ def test_squad_v2_unanswerable_questions_have_no_gold_answers(qaframe_host, fixt
     assert examples["v2-2"].is_impossible and examples["v2-2"].answers == ()
     assert not examples["v2-1"].is_impossible and [a.text for a in examples["v2-1"].answers] == ["1871", "in 1871"]
     assert examples["v2-3"].answers[0].start == 100
-    with pytest.raises(UserError, match="no 'dev' split"):
+    with pytest.raises(UserError, match=r"^corpus 'squad-json' has no 'dev' split \(it has: train\)$"):
         corpus.load("dev")
 
 
@@ -297,7 +321,7 @@ def test_synthetic_corpus_loads_generated_splits(qaframe_host):
     assert corpus.metric == "korquad"
     loaded = check_corpus(corpus, ["dev"])
     assert len(loaded["dev"].examples) == 300
-    with pytest.raises(UserError, match="no 'test' split"):
+    with pytest.raises(UserError, match=r"^corpus 'synthetic' has no 'test' split \(it has: train, dev\)$"):
         corpus.load("test")
 
 
@@ -336,20 +360,36 @@ def test_a_file_given_to_a_built_in_corpus_is_one_line_exit_2(qaframe_host, caps
     assert err.count("\n") == 1 and err.startswith(f"Error: --train-file {tmp_path / 'x.json'}: corpus {command[2]} reads no files")
 
 
-def test_an_answer_mended_twice_counts_as_one_repair(tmp_path):
-    context = "한국의 수도는 \u200b서울이다."
-    document = squad((context, [qa("zw-and-moved", "수도는?", ("\u200b서울", 0))]))
-    split = corpora.load_squad_file(write(tmp_path / "twice.json", document))
-    assert split.repaired == ["zw-and-moved"]  # its start moved and a zero-width space trimmed: one answer, one repair
-    assert split.examples[0].answers[0].text == "서울" and context[split.examples[0].answers[0].start :].startswith("서울")
-
-
 @pytest.mark.parametrize("invisible", ["\u200b", "\u2063", "\u00ad", "\u202e", "\x7f"])
-def test_any_format_or_control_character_at_an_answers_ends_is_trimmed(tmp_path, invisible):
-    """The featurizer covers no format (Cf) or control (Cc) character with a token: left at an answer's ends, the label
-    could never reproduce the gold text."""
+def test_an_answers_invisible_ends_stay_in_the_gold_text_and_out_of_the_labels(tmp_path, kcbert_tokenizer, invisible):
+    """No token covers a format (Cf) or control (Cc) character at an answer's end; the labels leave it out, the gold keeps it."""
+    from qaframe.types import Answer, FeaturizerSettings
+    from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+
     context = f"한국의 수도는 {invisible}서울{invisible}이다."
     document = squad((context, [qa("edges", "수도는?", (f"{invisible}서울{invisible}", 8))]))
     split = corpora.load_squad_file(write(tmp_path / "edges.json", document))
-    [answer] = split.examples[0].answers
-    assert split.repaired == ["edges"] and answer.text == "서울" and context[answer.start : answer.end] == "서울"
+    [example] = split.examples
+    assert not split.repaired and example.answers == (Answer(f"{invisible}서울{invisible}", 8),)
+    featurizer = SlidingWindowFeaturizer(FeaturizerSettings(64, 16, 16))
+    kept = featurizer.featurize([example], kcbert_tokenizer)
+    visible = featurizer.featurize([dataclasses.replace(example, answers=(Answer("서울", 9),))], kcbert_tokenizer)
+    labels = [kept.start_positions.tolist(), kept.end_positions.tolist()]
+    assert labels == [visible.start_positions.tolist(), visible.end_positions.tolist()] and labels[0][0] > 0  # not CLS
+
+
+def test_a_gold_answer_with_a_zero_width_end_scores_as_the_official_korquad_scorer_does(qaframe_host, tmp_path, kcbert_tokenizer):
+    """The token 시\u200b는 covers the zero-width space inside the word: the refined prediction keeps it, and so does the gold."""
+    from qaframe.task import Evaluator
+    from qaframe.types import FeaturizerSettings
+    from qaframe_plugins.featurizers import SlidingWindowFeaturizer
+
+    context = "서울특별시\u200b는 대한민국의 수도이다."
+    split = corpora.load_squad_file(write(tmp_path / "zw.json", squad((context, [qa("zw", "수도는?", ("서울특별시\u200b", 0))]))))
+    features = SlidingWindowFeaturizer(FeaturizerSettings(64, 16, 16)).featurize(split.examples, kcbert_tokenizer)
+    start, end = (np.where(np.arange(features.lengths[0]) == label[0], 10.0, 0.0)[None] for label in
+                  (features.start_positions, features.end_positions))
+    evaluator = Evaluator(split.examples, features, qaframe_host.create("metric", "korquad"), qaframe_host.create("refiner", "korean-particles"))
+    evaluation = evaluator.evaluate(start, end)
+    assert evaluation.predictions == {"zw": "서울특별시\u200b"}  # official evaluate-v1.0.py: exact match 1
+    assert evaluation.scores["exact_match"] == 100.0

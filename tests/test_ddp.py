@@ -62,5 +62,5 @@ def test_two_process_ddp_matches_one_device(model_without_dropout, tmp_path):
     assert predictions[0] == predictions[1]
     nbest = [json.loads((tmp_path / name / "nbest_predictions.json").read_text()) for name in ("one", "two")]
     for key, entries in nbest[0].items():
-        scores = [e["score"] for e in entries[:3]]
-        assert [e["score"] for e in nbest[1][key][:3]] == pytest.approx(scores, abs=1e-3)
+        scores = [e["logit_score"] for e in entries[:3]]
+        assert [e["logit_score"] for e in nbest[1][key][:3]] == pytest.approx(scores, abs=1e-3)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qaframe.decoding import Candidate, nbest_spans, postprocess
+from qaframe.decoding import postprocess
 from qaframe.types import Features, QAExample
 
 NEG = -100.0
@@ -37,6 +37,13 @@ def logits(width: int, n_windows: int, values: dict) -> np.ndarray:
     return out
 
 
+def nbest(features, start_logits, end_logits, n_examples, **sizes) -> list[list[tuple]]:
+    """Each example's n-best from `postprocess` as (start, end, logit_score), best first (contexts of 200 characters)."""
+    examples = [QAExample(id=f"e{i}", title="", question="?", context="x" * 200) for i in range(n_examples)]
+    decoded = postprocess(examples, features, start_logits, end_logits, **sizes)
+    return [[(e["start"], e["end"], e["logit_score"]) for e in decoded.nbest[example.id]] for example in examples]
+
+
 # context "aa bb cc dd ee" -> tokens at 0, 3, 6, 9, 12 (two characters each)
 CONTEXT = "aa bb cc dd ee"
 TOKENS = [(i, i + 2) for i in range(0, 14, 3)]
@@ -48,12 +55,11 @@ def test_best_span_is_found_across_two_windows_and_duplicates_merge():
     features = make_features([(0, [Q, Q, Q, *TOKENS[:3], Q]), (0, [Q, Q, Q, *TOKENS[2:], Q])])
     start = logits(7, 2, {(0, 3): 1.0, (0, 5): 2.0, (1, 3): 3.0, (1, 4): 5.0})
     end = logits(7, 2, {(0, 5): 2.0, (1, 3): 1.0, (1, 5): 4.0})
-    spans = nbest_spans(features, start, end, 1, n_best_size=3)
-    assert spans[0][0] == Candidate(start=9, end=14, score=9.0, last_token_start=12)  # "dd ee" from window 1
-    # "cc" is in both windows: window 0 scores 2+2, window 1 scores 3+1; only the best copy stays
-    cc = [c for c in nbest_spans(features, start, end, 1, n_best_size=20)[0] if (c.start, c.end) == (6, 8)]
-    assert cc == [Candidate(6, 8, 4.0, 6)]
     decoded = postprocess([EXAMPLE], features, start, end, n_best_size=3)
+    best = decoded.nbest["q1"][0]
+    assert (best["text"], best["start"], best["end"], best["logit_score"]) == ("dd ee", 9, 14, 9.0)  # from window 1
+    # "cc" is in both windows: window 0 scores 2+2, window 1 scores 3+1; only the best copy stays
+    assert [c for c in nbest(features, start, end, 1, n_best_size=20)[0] if c[:2] == (6, 8)] == [(6, 8, 4.0)]
     assert decoded.predictions == {"q1": "dd ee"} == decoded.raw_predictions
 
 
@@ -62,18 +68,18 @@ def test_spans_never_start_in_the_question_nor_leave_the_context():
     features = make_features([(0, [Q, Q, Q, TOKENS[0], TOKENS[1], TOKENS[2], Q])])
     start = logits(9, 1, {(0, 0): 50.0, (0, 1): 40.0, (0, 7): 60.0, (0, 4): 1.0})
     end = logits(9, 1, {(0, 6): 50.0, (0, 8): 60.0, (0, 0): 45.0, (0, 5): 1.0})
-    best = nbest_spans(features, start, end, 1)[0][0]
-    assert (best.start, best.end) == (3, 8)  # "bb cc": the high logits outside the context are ignored
+    best = nbest(features, start, end, 1)[0][0]
+    assert best[:2] == (3, 8)  # "bb cc": the high logits outside the context are ignored
 
 
 def test_max_answer_length_limits_the_span_in_tokens():
     features = make_features([(0, [Q, *TOKENS, Q])])
     start = logits(7, 1, {(0, 1): 5.0, (0, 3): 1.5})
     end = logits(7, 1, {(0, 5): 5.0, (0, 3): 1.0})
-    assert nbest_spans(features, start, end, 1, max_answer_length=5)[0][0].start == 0
-    best = nbest_spans(features, start, end, 1, max_answer_length=3)[0][0]  # tokens 1..5 are 5 long
-    assert (best.start, best.end, best.score) == (6, 14, 6.5)
-    assert all(c.end - c.start <= 8 for c in nbest_spans(features, start, end, 1, max_answer_length=3)[0])
+    assert nbest(features, start, end, 1, max_answer_length=5)[0][0][0] == 0
+    best = nbest(features, start, end, 1, max_answer_length=3)[0][0]  # tokens 1..5 are 5 long
+    assert best == (6, 14, 6.5)
+    assert all(e - s <= 8 for s, e, _ in nbest(features, start, end, 1, max_answer_length=3)[0])
 
 
 def test_context_first_window_is_decoded_from_its_offsets():
@@ -93,17 +99,17 @@ def test_example_without_context_tokens_gets_empty_answer():
     decoded = postprocess([EXAMPLE, other], features, start, end)
     assert decoded.predictions == {"q1": "", "q2": "aa"}
     assert decoded.nbest["q1"] == [] and decoded.raw_predictions["q1"] == ""
-    assert nbest_spans(make_features([]), np.zeros((0, 4)), np.zeros((0, 4)), 2) == [[], []]
+    assert nbest(make_features([]), np.zeros((0, 4)), np.zeros((0, 4)), 2) == [[], []]
 
 
 def test_end_must_not_come_before_start():
     features = make_features([(0, [Q, *TOKENS])])
     start = logits(6, 1, {(0, 5): 9.0, (0, 1): 0.0})
     end = logits(6, 1, {(0, 1): 9.0, (0, 5): 0.0})
-    spans = nbest_spans(features, start, end, 1)[0]
-    assert all(c.start < c.end for c in spans)
-    assert (spans[0].start, spans[0].end) in {(12, 14), (0, 2)}  # 9 + NEG both; never (12, 2)
-    assert max(c.score for c in spans) == spans[0].score
+    spans = nbest(features, start, end, 1)[0]
+    assert all(s < e for s, e, _ in spans)
+    assert spans[0][:2] in {(12, 14), (0, 2)}  # 9 + NEG both; never (12, 2)
+    assert max(score for _, _, score in spans) == spans[0][2]
 
 
 class CutLastCharacter:
@@ -115,7 +121,7 @@ class CutLastCharacter:
         return (start, end - 1) if end - last_token_start > 1 else (start, end)
 
 
-def test_postprocess_refines_keeps_raw_spans_merges_and_normalizes():
+def test_postprocess_refines_keeps_raw_spans_and_normalizes():
     context = "abc d"
     example = QAExample(id="x", title="", question="?", context=context)
     features = make_features([(0, [Q, (0, 2), (2, 3), (4, 5)])])
@@ -125,17 +131,39 @@ def test_postprocess_refines_keeps_raw_spans_merges_and_normalizes():
     assert decoded.raw_predictions["x"] == "abc" and decoded.predictions["x"] == "abc"  # last token "c" is 1 long
     texts = [(e["raw_text"], e["text"]) for e in decoded.nbest["x"]]
     assert ("ab", "a") in texts  # raw "ab" (one token) refined to "a"
-    assert len({(e["start"], e["end"]) for e in decoded.nbest["x"]}) == len(texts)  # refined duplicates merged
     assert sum(e["probability"] for e in decoded.nbest["x"]) == pytest.approx(1.0)
-    scores = [e["score"] for e in decoded.nbest["x"]]
+    scores = [e["logit_score"] for e in decoded.nbest["x"]]
     assert scores == sorted(scores, reverse=True)
     for entry in decoded.nbest["x"]:
         assert context[entry["start"] : entry["end"]] == entry["text"]
         assert context[entry["raw_start"] : entry["raw_end"]] == entry["raw_text"]
 
 
+class DropTrailingC:
+    """A test refiner: drops a trailing "c" when that leaves the span's last token something."""
+
+    name = "drop-c"
+
+    def refine(self, context, start, end, last_token_start):
+        return (start, end - 1) if context[end - 1] == "c" and end - 1 > last_token_start else (start, end)
+
+
+def test_spans_the_refiner_maps_to_one_span_merge_keeping_the_best():
+    example = QAExample(id="x", title="", question="?", context="abc")
+    features = make_features([(0, [Q, (0, 2), (1, 3)])])  # overlapping tokens "ab" and "bc"
+    start = logits(3, 1, {(0, 1): 2.0, (0, 2): -1.0})
+    end = logits(3, 1, {(0, 1): 1.0, (0, 2): 3.0})
+    decoded = postprocess([example], features, start, end, refiner=DropTrailingC())
+    # raw "abc" (5.0) and raw "ab" (3.0) both refine to "ab": it stays once, with the best score; raw "bc" (2.0) -> "b"
+    entries = [(e["text"], e["start"], e["end"], e["raw_text"], e["logit_score"]) for e in decoded.nbest["x"]]
+    assert entries == [("ab", 0, 2, "abc", 5.0), ("b", 1, 2, "bc", 2.0)]
+    probability = [e["probability"] for e in decoded.nbest["x"]]
+    assert probability == pytest.approx([1 / (1 + np.exp(-3.0)), 1 / (1 + np.exp(3.0))])
+    assert decoded.predictions["x"] == "ab" and decoded.raw_predictions["x"] == "abc"
+
+
 def reference_nbest(features, start_logits, end_logits, n_examples, n_best_size, max_answer_length):
-    """Brute force: per window the top-k context starts and ends, every pair checked one by one."""
+    """Brute force: per window the top-k context starts and ends, every pair checked one by one; (start, end, score)."""
     best: list[dict] = [{} for _ in range(n_examples)]
     width = start_logits.shape[1]
     for w in range(len(features)):
@@ -149,12 +177,9 @@ def reference_nbest(features, start_logits, end_logits, n_examples, n_best_size,
                 if s <= e < s + max_answer_length:
                     key = (int(offsets[s][0]), int(offsets[e][1]))
                     score = float(start_logits[w, s] + end_logits[w, e])
-                    if key not in spans or spans[key][0] < score:
-                        spans[key] = (score, int(offsets[e][0]))
-    return [
-        [Candidate(k[0], k[1], v[0], v[1]) for k, v in sorted(spans.items(), key=lambda kv: (-kv[1][0], kv[0]))][:n_best_size]
-        for spans in best
-    ]
+                    if key not in spans or spans[key] < score:
+                        spans[key] = score
+    return [[(*k, v) for k, v in sorted(spans.items(), key=lambda kv: (-kv[1], kv[0]))][:n_best_size] for spans in best]
 
 
 @st.composite
@@ -187,18 +212,16 @@ def decoding_inputs(draw):
 def test_agrees_with_brute_force_reference(inputs):
     features, start, end, n_examples, n_best_size, max_answer_length = inputs
     expected = reference_nbest(features, start, end, n_examples, n_best_size, max_answer_length)
-    got = nbest_spans(features, start, end, n_examples, n_best_size=n_best_size, max_answer_length=max_answer_length)
-    assert [[(c.start, c.end, c.last_token_start) for c in spans] for spans in got] == [
-        [(c.start, c.end, c.last_token_start) for c in spans] for spans in expected
-    ]
+    got = nbest(features, start, end, n_examples, n_best_size=n_best_size, max_answer_length=max_answer_length)
+    assert [[c[:2] for c in spans] for spans in got] == [[c[:2] for c in spans] for spans in expected]
     for got_spans, expected_spans in zip(got, expected):
-        assert [c.score for c in got_spans] == pytest.approx([c.score for c in expected_spans])
+        assert [c[2] for c in got_spans] == pytest.approx([c[2] for c in expected_spans])
 
 
 def test_shape_mismatch_is_rejected():
     features = make_features([(0, [Q, TOKENS[0]])])
     with pytest.raises(ValueError, match="logits"):
-        nbest_spans(features, np.zeros((2, 2)), np.zeros((2, 2)), 1)
+        postprocess([EXAMPLE], features, np.zeros((2, 2)), np.zeros((2, 2)))
 
 
 @settings(max_examples=100, deadline=None)
@@ -207,10 +230,7 @@ def test_float32_logits_agree_with_brute_force_reference(inputs):
     features, start, end, n_examples, n_best_size, max_answer_length = inputs
     start, end = start.astype(np.float32), end.astype(np.float32)
     expected = reference_nbest(features, start, end, n_examples, n_best_size, max_answer_length)
-    got = nbest_spans(features, start, end, n_examples, n_best_size=n_best_size, max_answer_length=max_answer_length)
-    assert [[(c.start, c.end, c.last_token_start, c.score) for c in spans] for spans in got] == [
-        [(c.start, c.end, c.last_token_start, c.score) for c in spans] for spans in expected
-    ]
+    assert nbest(features, start, end, n_examples, n_best_size=n_best_size, max_answer_length=max_answer_length) == expected
 
 
 @settings(max_examples=100, deadline=None)

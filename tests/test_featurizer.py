@@ -1,4 +1,4 @@
-"""The sliding-window featurizer on the real KcBERT tokenizer: windows, labels, offsets, settings, origin-style plugins."""
+"""The sliding-window featurizer on the real KcBERT tokenizer: windows, labels, offsets, settings; origin-style functions refused."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from plugins_for_tests import origin_featurizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.features import OriginFeaturizer, build_featurizer, require_offsets
+from qaframe.features import build_featurizer, require_offsets
 from qaframe.testing import check_featurizer
 from qaframe.types import Answer, CorpusOptions, FeaturizerSettings, QAExample
 from qaframe.text import to_nfc
@@ -261,14 +262,6 @@ def test_settings_are_validated(lengths, message):
         SlidingWindowFeaturizer(FeaturizerSettings(*lengths))
 
 
-def test_a_slow_tokenizer_is_refused(kcbert_tokenizer):
-    class Slow:
-        is_fast = False
-
-    with pytest.raises(UserError, match="needs a fast tokenizer"):
-        featurize([example(LONG_CONTEXT, "1824년")], Slow())
-
-
 # -- property: labels of aligned answers always decode back exactly -------------------------------
 SYLLABLES = "가나다라마바사아자차카타파하서울한국의수도이다교향곡베토벤년월일에서는을를강산시군구청장님들것수있없"
 WORDS = st.one_of(
@@ -301,35 +294,10 @@ def test_property_aligned_answers_round_trip_in_every_window_that_holds_them(kcb
 
 
 # -- the origin's featurizer signature --------------------------------------------------
-def origin_featurizer(examples, tokenizer, args):
-    """An origin-style featurizer: padded features, labels on the first window only, no offsets."""
-    features = []
-    for e in examples:
-        encoded = tokenizer(e.question, e.context, truncation="only_second", max_length=args.max_seq_length, padding="max_length")
-        features.append({**encoded, "start_positions": 0, "end_positions": 0})
-    return features
-
-
-class OriginPlugin:
-    """Registers the origin-style function through the public hook."""
-
-    @hookimpl
-    def register_featurizers(self, register):
-        register("origin-style", origin_featurizer)
-
-
-def test_origin_style_function_plugs_in_for_training_only(register_plugin, kcbert_tokenizer, caplog):
-    register_plugin(OriginPlugin(), name="origin")
-    featurizer = build_featurizer("origin-style", FeaturizerSettings(32, 8, 8))
-    assert isinstance(featurizer, OriginFeaturizer) and featurizer.version.startswith("origin-")
-    assert "without offsets, so evaluation and prediction need a featurizer such as 'sliding-window'" in caplog.text
-    examples = [example(LONG_CONTEXT, "1824년", id="a"), example("짧은 문맥이다.", "문맥", id="b")]
-    features = featurizer.featurize(examples, kcbert_tokenizer)
-    assert features.offsets is None and features.example_index.tolist() == [0, 1]
-    assert features.lengths.tolist()[0] == 32 and features.lengths.tolist()[1] < 32  # padding removed
-    assert features.token_type_ids is not None and features.input_ids[features.row_splits[1]] == kcbert_tokenizer.cls_token_id
-    with pytest.raises(UserError, match="makes no offset mapping, .* use --featurizer sliding-window, or make its featurize"):
-        require_offsets(features, featurizer.name)
+def test_an_origin_style_function_is_refused(register_plugin):
+    register_plugin(origin_featurizer, name="origin")
+    with pytest.raises(UserError, match=r"^featurizer 'origin-style' makes no offset mapping, .*origin-style function fn\(examples, "):
+        build_featurizer("origin-style", FeaturizerSettings(32, 8, 8))
 
 
 def stepping_factory(settings, rule="step", extra=0):

@@ -106,7 +106,7 @@ def test_hub_weights_that_cannot_be_fetched_offline_say_what_was_tried(qaframe_h
     import qaframe_plugins.heads
 
     config = AutoConfig.from_pretrained(tiny.source)
-    monkeypatch.setattr(qaframe_plugins.heads, "load_config", lambda spec, trust_remote_code=False: config)  # config cached, weights not
+    monkeypatch.setattr(qaframe_plugins.heads, "load_config", lambda spec: config)  # config cached, weights not
     with pytest.raises(UserError) as caught:
         qaframe_host.create("head", "span", ModelSpec(source="nobody-here/no-such-model"), pretrained=True)
     message = str(caught.value)

@@ -60,11 +60,11 @@ def test_text_report_names_repairs_and_skips(qaframe_host, tmp_path):
     assert isinstance(strict.exception, UserError) and "record moved" in str(strict.exception)
 
 
-def test_sample_corpus_is_the_default(qaframe_host):
-    result = run("--json", "--max-seq-length", "256")
+def test_runs_corpus_is_the_default(qaframe_host):
+    result = run("--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["corpus"] == "sample" and set(report["splits"]) == {"train", "dev"}
+    assert report["corpus"] == "synthetic" and set(report["splits"]) == {"train", "dev"}
     assert report["splits"]["dev"]["answer_in_window_pct"] == 100.0
 
 
@@ -98,6 +98,10 @@ def test_unknown_or_offsetless_featurizer_is_a_user_error(qaframe_host, register
 def test_bad_settings_are_user_errors(qaframe_host):
     result = run("--max-seq-length", "96", "--doc-stride", "60")
     assert isinstance(result.exception, UserError) and "--doc-stride 60 (the overlap" in str(result.exception)
+    result = run("--max-seq-length", "7")  # the featurizer's check, as a run's, not a range of inspect's own
+    assert isinstance(result.exception, UserError) and "--max-seq-length 7 leaves no room for context" in str(result.exception)
+    result = run("--max-query-length", "0")
+    assert isinstance(result.exception, UserError) and str(result.exception) == "--max-query-length must be at least 1, got 0"
     result = run("--corpus", "korqad")
     assert isinstance(result.exception, UserError) and "did you mean 'korquad'" in str(result.exception)
 

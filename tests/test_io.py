@@ -53,3 +53,28 @@ def test_a_folder_under_a_file_names_the_file(tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(UserError, match=r"cannot write in .*afile \(it is a file\)"):
         io.check_writable_folder(tmp_path / "afile" / "sub" / "out", "--output-dir")
+
+
+def test_read_text_drops_a_bom_and_refuses_what_is_not_utf8_in_one_line(tmp_path):
+    path = tmp_path / "questions.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf{}")
+    assert io.read_text(path) == "{}"
+    path.write_bytes("{}".encode("utf-16"))
+    with pytest.raises(UserError) as info:
+        io.read_text(path)
+    assert str(info.value) == f"{path}: not UTF-8 text (byte 0); save it as UTF-8"
+    with pytest.raises(UserError) as info:
+        io.read_text(tmp_path / "absent.json", "download it first")
+    assert str(info.value) == f"{tmp_path / 'absent.json'}: no such file; download it first"
+
+
+def test_predict_input_that_is_not_utf8_is_one_line_naming_the_file(tmp_path, capsys):
+    from qaframe.cli import main
+
+    path = tmp_path / "questions.jsonl"
+    path.write_bytes('{"question": "높이는?", "context": "한라산"}'.encode("cp949"))
+    with pytest.raises(SystemExit) as exited:
+        main(["predict", "--model", str(tmp_path), "--input", str(path)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"Error: {path}: not UTF-8 text (byte ") and err.rstrip().endswith("; save it as UTF-8")

@@ -188,7 +188,7 @@ def test_on_the_synthetic_dev_split_the_learned_ceiling_beats_the_rule(qaframe_h
 
 
 def test_inspect_reports_the_ceiling_of_every_refiner(qaframe_host):
-    result = CliRunner().invoke(cli, ["inspect", "--json"])
+    result = CliRunner().invoke(cli, ["inspect", "--corpus", "sample", "--json"])
     assert result.exit_code == 0, result.output
     splits = json.loads(result.output)["splits"]
     for name in ("train", "dev"):
@@ -197,7 +197,7 @@ def test_inspect_reports_the_ceiling_of_every_refiner(qaframe_host):
         assert ceilings["none"] == splits[name]["label_round_trip_pct"]
         assert ceilings["learned-suffix"] >= ceilings["korean-particles"] > ceilings["none"]
     assert splits["dev"]["exact_match_ceiling_pct"]["learned-suffix"] >= 97.0  # measured 100.00
-    text = CliRunner().invoke(cli, ["inspect"])
+    text = CliRunner().invoke(cli, ["inspect", "--corpus", "sample"])
     assert "exact-match ceiling     none 68.06 %, korean-particles 100.00 %, learned-suffix 100.00 %" in text.output
 
 

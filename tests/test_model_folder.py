@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 import pytest
+from plugins_for_tests import origin_featurizer
 
 from qaframe import hookimpl
 from qaframe.cli import main
 from qaframe.errors import UserError
-from qaframe.predictor import Predictor
+from qaframe.predictor import Predictor, validate_metadata
 
 SETTINGS = {"max_seq_length": 64, "doc_stride": 16, "max_query_length": 16}
 
@@ -157,16 +158,51 @@ class Replacement:
         register("sliding-window", SlidingWindowFeaturizer, override=True)
 
 
+@pytest.mark.parametrize("state, expected", [
+    ("{", ":1:2: malformed JSON: Expecting property name enclosed in double quotes; "),
+    ('{"format": "other"}', ": not a learned-suffix state (expected format "),
+])
+def test_a_damaged_refiner_state_is_one_line_naming_the_file(capsys, model_folder, state, expected):
+    write_metadata(model_folder, {"refiner": "learned-suffix"})
+    path = model_folder / "refiner.json"
+    path.write_text(state, encoding="utf-8")
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    line = error_line(err)
+    assert line.startswith(f"Error: {path}{expected}")
+    assert line.endswith("`qaframe run` wrote it as the learned-suffix refiner's state: re-run it or delete the file")
+
+
 def test_a_name_provided_by_another_plugin_since_training_is_warned_about(model_folder, register_plugin, caplog):
     path = write_metadata(model_folder, {"featurizer": "sliding-window", "head": "span",
                                          "plugins": {"featurizer": "qaframe.featurizers", "head": "qaframe.heads"}})
     Predictor.load(model_folder)
     assert "was provided by plugin" not in caplog.text  # the same plugins as in training
     register_plugin(Replacement(), name="replacement")
+    validate_metadata(json.loads(path.read_text(encoding="utf-8")), path)
+    assert "was provided by plugin" not in caplog.text  # validation only validates
     Predictor.load(model_folder)
     assert (f"{path}: featurizer 'sliding-window' was provided by plugin 'qaframe.featurizers' when this model was trained, "
             "and is by 'replacement' now (an override?); its answers can differ from the run's") in caplog.text
     assert "head 'span'" not in caplog.text
+
+
+def test_a_qaframe_json_that_is_no_json_is_one_line_naming_file_line_and_column(capsys, model_folder):
+    path = model_folder / "qaframe.json"
+    path.write_text('{\n  "head": "span",\n  "featurizer": sliding-window\n}\n', encoding="utf-8")
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    assert error_line(err) == (f"Error: {path}:3:17: malformed JSON: Expecting value; "
+                               "rewrite it or delete it to use the defaults")
+
+
+def test_predict_refuses_an_origin_style_featurizer_in_one_line(capsys, model_folder, register_plugin):
+    register_plugin(origin_featurizer, name="origin")
+    path = write_metadata(model_folder, {"featurizer": "origin-style", "featurizer_settings": SETTINGS})
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == ""
+    line = error_line(err)
+    assert line.startswith(f"Error: {path}: featurizer 'origin-style' makes no offset mapping") and "origin-style function" in line
 
 
 def test_a_run_records_the_plugins_behind_its_names():

@@ -22,8 +22,8 @@ from qaframe_plugins.models import TINY_FOLDER
 
 def test_builtin_aliases(qaframe_host):
     kcbert, large, tiny = (resolve_model(name) for name in ("kcbert", "kcbert-large", "tiny"))
-    assert (kcbert.source, kcbert.max_positions, kcbert.cased) == ("beomi/kcbert-base", 300, True)
-    assert (large.source, large.max_positions, large.cased) == ("beomi/kcbert-large", 300, True)
+    assert (kcbert.source, kcbert.max_positions) == ("beomi/kcbert-base", 300)
+    assert (large.source, large.max_positions) == ("beomi/kcbert-large", 300)
     assert tiny.random_init and tiny.max_positions == 300 and Path(tiny.source).is_dir()
     assert {"kcbert", "kcbert-large", "tiny"} <= set(qaframe_host.registry("model").names())
 
@@ -174,11 +174,38 @@ def test_remote_config_code_that_does_not_compile_names_the_file(tmp_path, tiny_
     (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoConfig": "configuration_mine.MineConfig"}}))
     (folder / "configuration_mine.py").write_text("from transformers import BertConfig\n\nclass MineConfig(BertConfig:\n    pass\n")
     with pytest.raises(UserError) as caught:
-        load_config(ModelSpec(source=str(folder)), trust_remote_code=True)
+        load_config(ModelSpec(source=str(folder), trust_remote_code=True))
     assert str(caught.value) == (
         f"cannot load the config of model '{folder}' (tried the folder): its code (configuration_mine.py) does not compile: "
         f"{caught.value.__cause__.msg} at line 3"
     )
+
+
+def test_the_spec_alone_lets_model_code_run(tmp_path, tiny_model_dir):
+    """A head that loads the config as the docs show, `load_config(spec)`, follows a spec that trusts the model's code."""
+    import json
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    for name, auto_map in (("config", {"AutoConfig": "configuration_mine.MineConfig"}),
+                           ("tokenizer_config", {"AutoTokenizer": [None, "tokenization_mine.MineTokenizer"]})):
+        settings = json.loads((folder / f"{name}.json").read_text())
+        (folder / f"{name}.json").write_text(json.dumps({**settings, "auto_map": auto_map}))
+    (folder / "configuration_mine.py").write_text("from transformers import BertConfig\n\nclass MineConfig(BertConfig):\n    pass\n")
+    (folder / "tokenization_mine.py").write_text("from transformers import BertTokenizer\n\nclass MineTokenizer(BertTokenizer):\n    pass\n")
+    for trust, config, tokenizer in ((False, "BertConfig", "BertTokenizer"), (True, "MineConfig", "MineTokenizer")):
+        spec = ModelSpec(source=str(folder), trust_remote_code=trust)
+        assert (type(load_config(spec)).__name__, type(load_tokenizer(spec)).__name__) == (config, tokenizer)
+
+
+def test_a_model_with_only_a_slow_tokenizer_is_refused(tmp_path, tiny_model_dir):
+    import json
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**settings, "tokenizer_class": "BertTokenizerLegacy"}))
+    with pytest.raises(UserError) as caught:
+        load_tokenizer(ModelSpec(source=str(folder)))
+    assert str(caught.value).startswith(f"model '{folder}' has only a slow tokenizer (BertTokenizerLegacy); qaframe needs a fast")
 
 
 def test_configure_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch():

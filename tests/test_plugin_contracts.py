@@ -17,7 +17,7 @@ from qaframe.errors import UserError
 from qaframe.models import load_tokenizer
 from qaframe.plugins import KINDS, PRODUCTS, PROTOCOLS, factory_calls
 from qaframe.testing import check_corpus, check_featurizer, check_head, check_scheduler
-from qaframe.types import Answer, CorpusOptions, FeaturizerSettings, OptimizerSettings, QAExample, SchedulerSettings
+from qaframe.types import Answer, Corpus, CorpusOptions, FeaturizerSettings, OptimizerSettings, QAExample, SchedulerSettings
 from qaframe_plugins.featurizers import SlidingWindowFeaturizer
 from qaframe_plugins.heads import span
 from qaframe_plugins.optimizers import constant
@@ -195,22 +195,37 @@ def test_contract_errors_end_the_cli_in_one_line(mistakes, capsys):
 
 
 @pytest.mark.parametrize(
-    "kind, name, options",
+    "name, options, splits",
     [
-        ("corpus", "korquad", {"data_dir": "."}),
-        ("corpus", "squad-json", {"dev_file": "dev.json"}),
-        ("corpus", "sample", {}),
-        ("corpus", "synthetic", {}),
+        ("korquad", {"data_dir": "."}, ("train", "dev")),
+        ("squad-json", {"dev_file": "dev.json"}, ("dev",)),
+        ("sample", {}, ("train", "dev")),
+        ("synthetic", {}, ("train", "dev")),
     ],
 )
-def test_built_in_corpora_pass_the_creation_checks(qaframe_host, kind, name, options):
-    qaframe_host.create(kind, name, CorpusOptions(**options))
+def test_built_in_corpora_pass_the_creation_checks(qaframe_host, name, options, splits):
+    corpus = qaframe_host.create("corpus", name, CorpusOptions(**options))
+    assert isinstance(corpus, Corpus) and corpus.splits() == splits
+    assert corpus.metric in qaframe_host.registry("metric")
+    assert corpus.refiner == "none" or corpus.refiner in qaframe_host.registry("refiner")
 
 
-@pytest.mark.parametrize("kind", ["featurizer", "metric", "refiner"])
-def test_every_built_in_of_a_checked_kind_passes(qaframe_host, kind):
-    for name in qaframe_host.registry(kind).names():
-        qaframe_host.create(kind, name, *([SETTINGS] if kind == "featurizer" else []))
+@pytest.mark.parametrize("kind, built_ins", [
+    ("featurizer", {"sliding-window"}), ("metric", {"korquad", "squad"}), ("refiner", {"korean-particles", "learned-suffix"}),
+])
+def test_every_built_in_of_a_checked_kind_passes(qaframe_host, kcbert_tokenizer, kind, built_ins):
+    names = qaframe_host.registry(kind).names()
+    assert built_ins <= set(names)
+    for name in names:
+        product = qaframe_host.create(kind, name, *([SETTINGS] if kind == "featurizer" else []))
+        assert isinstance(product, PROTOCOLS[kind]) and product.name == name
+        if kind == "featurizer":
+            check_featurizer(product, kcbert_tokenizer, EXAMPLES)
+        elif kind == "metric":
+            scores = product.compute({"a": "1824년", "b": "유럽"}, {"a": ["1824년"], "b": ["유럽 연합"]})
+            assert scores["exact_match"] == 50.0 and 50.0 < scores["f1"] < 100.0
+        else:
+            assert product.refine("교향곡을 완성", 0, 4, 2) == (0, 3)  # 을 cut off the last token 곡을
 
 
 # -- heads, optimizers and schedulers ----------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from qaframe.types import QAExample
 # transformers 5 removed the extractive question-answering pipeline; the export is checked through the Auto classes too
 SMOKE = ["--corpus", "sample", "--model", "tiny", "--max-epochs", "2", "--limit-train-batches", "2",
          "--limit-val-batches", "1", "--train-batch-size", "8", "--eval-batch-size", "16", "--max-seq-length", "128", "--doc-stride", "32"]
+SAMPLE_DEV = Path(__file__).parents[1] / "plugins" / "data" / "sample" / "dev.json"
 SMOKE_OPTIONS = dict(zip((f.lstrip("-").replace("-", "_") for f in SMOKE[::2]), SMOKE[1::2]))  # as RunConfig overrides
 
 
@@ -52,6 +54,7 @@ def test_run_writes_every_output(trained):
     for key in ("exact_match", "f1", "exact_match_raw", "f1_raw"):
         assert 0.0 <= metrics[key] <= 100.0
     assert (metrics["metric"], metrics["corpus"], metrics["model"], metrics["refiner"]) == ("korquad", "sample", "tiny", "korean-particles")
+    assert metrics["files"] == [str(SAMPLE_DEV)] and metrics["skipped_questions"] == 0
     assert metrics["train_windows_per_second"] > 0 and metrics["optimizer_steps"] == 4
     predictions = json.loads((trained / "predictions.json").read_text())
     assert len(predictions) == metrics["examples"] > 0
@@ -147,7 +150,7 @@ def test_a_learned_refiner_is_saved_with_the_model_and_loaded_back(tmp_path, mon
     state_file.write_text("{", encoding="utf-8")
     code, out, err = qaframe(monkeypatch, capsys, "predict", "--model", folder, "--question", "누구?", "--context", "김철수는 교사이다.")
     assert code == 2 and not out and err.count("\n") == 1, err
-    assert err.startswith(f"Error: cannot read the learned-suffix refiner state {state_file}: ")
+    assert err.startswith(f"Error: {state_file}:1:2: malformed JSON") and "as the learned-suffix refiner's state" in err
 
 
 def test_evaluate_reads_the_users_file_and_honours_strict(trained, tmp_path, monkeypatch, capsys):
@@ -166,6 +169,26 @@ def test_evaluate_reads_the_users_file_and_honours_strict(trained, tmp_path, mon
     assert code == 2 and err.count("\n") == 1, err  # the file is read before the model's weights (and their progress bar)
     assert err.startswith(f"Error: {duplicates}: record dup-1: duplicate id"), err
     assert not (tmp_path / "strict" / "predictions.json").exists()
+
+
+def test_the_scores_name_the_file_they_are_about_and_the_questions_loading_skipped(trained, tmp_path, monkeypatch, capsys):
+    """The official scorer counts a question that qaframe skipped while loading as a wrong answer: the scores say so."""
+    context = "이영희는 부산 출신이다. 이영희는 교사 일을 한다."
+    questions = [
+        {"id": "kept", "question": "이영희의 고향은?", "answers": [{"text": "부산", "answer_start": 5}]},
+        {"id": "one-answer-dropped", "question": "이영희의 직업은?",
+         "answers": [{"text": "교사", "answer_start": 19}, {"text": "의사", "answer_start": 19}]},
+        {"id": "no-question", "question": "", "answers": [{"text": "부산", "answer_start": 5}]},
+    ]
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps({"version": "1", "data": [{"paragraphs": [{"context": context, "qas": questions}]}]}, ensure_ascii=False))
+    code, out, err = qaframe(monkeypatch, capsys, "evaluate", "--model", trained / "model", "--corpus", "squad-json",
+                             "--dev-file", dev, "--output-dir", tmp_path / "o", "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert "skipped 2 answers or records: one-answer-dropped (" in err and "no-question (" in err
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert (metrics["files"], metrics["examples"], metrics["skipped_questions"]) == ([str(dev)], 2, 1)
+    assert f"2 dev examples of squad-json from {dev}; questions skipped while loading, not scored: 1)" in out.splitlines()[0]
 
 
 def test_asking_for_more_answers_changes_neither_the_best_answer_nor_the_scores(trained):
@@ -214,7 +237,10 @@ def test_predict_one_question_and_a_file(trained, tmp_path, monkeypatch, capsys)
 
 def test_second_run_into_the_same_folder_needs_resume(trained, monkeypatch, capsys, tmp_path):
     code, _, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--output-dir", trained, "--cache-dir", tmp_path)
-    assert code == 2 and "--resume last" in err and err.count("\n") == 1
+    assert code == 2 and err.count("\n") == 1
+    assert f"pass --resume last to continue it, choose another --output-dir, or delete {trained} to start over" in err
+    code, out, err = qaframe(monkeypatch, capsys, "run", *SMOKE, "--output-dir", trained, "--cache-dir", tmp_path, "--print-config")
+    assert code == 0 and not err and f"output_dir: {trained}\n" in out  # printing trains and writes nothing: no obstacle
 
 
 def test_resume_last_continues_from_the_checkpoint(trained, monkeypatch, capsys, tmp_path):
@@ -253,6 +279,8 @@ def test_a_third_party_head_trains_through_the_runner(register_plugin, tmp_path,
         (["--model", "./no/such/folder"], "no such model folder"),
         (["--resume", "missing.ckpt"], "no checkpoint at missing.ckpt"),
         (["--compile-mode", "reduce-overhead"], "--compile-mode reduce-overhead needs --compile"),
+        (["--corpus", "squad-json", "--train-file", SAMPLE_DEV],
+         "corpus 'squad-json' has no 'dev' split (it has: train); pass the dev file with --dev-file"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(flags, message, monkeypatch, capsys, tmp_path):
@@ -411,3 +439,47 @@ def test_the_run_output_carries_no_lightning_advertisement(tmp_path, caplog):
     messages = [record.getMessage() for record in caplog.records]
     assert any("GPU available" in m for m in messages)  # Lightning's own set-up lines still show
     assert not any("litlogger" in m for m in messages), messages
+
+
+# a run on 2 batches logs less often than every 10 steps; a resumed run writes where its checkpoints are; torch 2.13
+# deprecates a pytree class that Lightning builds every step
+EXPECTED_WARNINGS = ("is smaller than the logging interval", "exists and is not empty", "LeafSpec")
+
+
+def test_stdout_holds_the_results_alone_and_no_warning_that_asks_nothing(monkeypatch, capsys, tmp_path, recwarn):
+    """`qaframe run > log` keeps the two result lines; the bar and Lightning's lines go to stderr."""
+    argv = ["run", *SMOKE, "--output-dir", tmp_path / "out", "--cache-dir", tmp_path / "cache"]
+    for extra in ([], ["--max-epochs", "3", "--resume", "last"]):
+        code, out, err = qaframe(monkeypatch, capsys, *argv, *extra)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert len(lines) == 2 and lines[0].startswith("exact match ") and lines[1].startswith("outputs: "), out
+        assert "Epoch " in err  # the progress bar
+    assert not [str(w.message) for w in recwarn if any(text in str(w.message) for text in EXPECTED_WARNINGS)]
+
+
+def test_train_seconds_leave_out_validation(tmp_path):
+    from pytorch_lightning.callbacks import Callback
+
+    from qaframe import runner
+    from qaframe.config import RunConfig
+
+    class SlowValidation(Callback):
+        """Sleeps as validation starts; times training as a whole (from just after qaframe's clock starts to just after it stops)."""
+
+        slept = 0.5
+
+        def on_train_start(self, trainer, pl_module):
+            self.started = time.perf_counter()
+
+        def on_validation_start(self, trainer, pl_module):
+            time.sleep(self.slept)
+
+        def on_train_end(self, trainer, pl_module):
+            self.seconds = time.perf_counter() - self.started
+
+    slow = SlowValidation()
+    config = RunConfig.from_sources(overrides={**SMOKE_OPTIONS, "max_epochs": "1", "output_dir": tmp_path / "o", "cache_dir": tmp_path / "c"})
+    metrics = runner.run(config, echo=lambda message: None, callbacks=[slow]).metrics
+    # one validation, at the epoch's end; the clock counts the rest (callbacks between its hooks and these: milliseconds)
+    assert 0 < metrics["train_seconds"] <= slow.seconds - slow.slept + 0.1, (metrics["train_seconds"], slow.seconds)

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+from plugins_for_tests import origin_featurizer
 import torch
 
 from qaframe import cli as cli_module
@@ -83,21 +84,8 @@ def test_a_corpus_plugins_bad_examples_stop_the_run_before_training(edit, messag
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
-class OriginPlugin:
-    """An origin-style featurizer function (ratsnlp's signature): windows without offsets."""
-
-    @hookimpl
-    def register_featurizers(self, register):
-        def convert(examples, tokenizer, args):
-            return [{"input_ids": [tokenizer.cls_token_id, tokenizer.sep_token_id], "start_positions": 0, "end_positions": 0}
-                    for _ in examples]
-
-        register("origin-style", convert)
-
-
-@pytest.mark.parametrize("print_config", [False, True])
 def test_a_featurizer_without_offsets_is_refused_before_any_data_is_read(print_config, register_plugin, monkeypatch, capsys, tmp_path):
-    register_plugin(OriginPlugin(), name="origin")
+    register_plugin(origin_featurizer, name="origin")
     extra = ["--print-config"] if print_config else []
     code, last = run_cli(monkeypatch, capsys, tmp_path, "--corpus", "sample", "--featurizer", "origin-style", *extra)
     assert code == 2 and "featurizer 'origin-style' makes no offset mapping" in last

@@ -9,6 +9,7 @@ device lines wait for training).
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -120,6 +121,16 @@ def test_a_weights_only_checkpoint_is_refused_before_data_is_read(trained, monke
     assert code == 2 and err.count("\n") == 1
     assert "is not a training checkpoint of `qaframe run` (it lacks loops, optimizer_states)" in err
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_accelerator_whose_package_is_missing_is_one_line(monkeypatch, capsys, tmp_path):
+    if importlib.util.find_spec("torch_xla") is not None:
+        pytest.skip("torch_xla is installed here")
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--accelerator", "tpu", "--output-dir", str(tmp_path / "out"),
+                        "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("Error: cannot set up training with --accelerator tpu --strategy auto: a package it needs is missing (")
+    assert "torch_xla" in err and err.endswith("install it, or choose another --accelerator or --strategy\n")
 
 
 def test_evaluate_refuses_to_write_over_a_runs_results(trained, monkeypatch, capsys):

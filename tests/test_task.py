@@ -1,4 +1,4 @@
-"""QATask and its data path: per-batch padding, length-grouped batches, logit alignment, loss, and the scheduler stepping."""
+"""QATask and its data path: per-batch padding on the right, length-grouped batches, loss, and the scheduler stepping."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from qaframe.data import LengthGroupedBatchSampler, PadCollator, left_aligned
+from qaframe.data import LengthGroupedBatchSampler, PadCollator
 from qaframe.task import Evaluator, QADataModule, QATask
-from qaframe.types import Answer, Features, FeaturizerSettings, OptimizerSettings, QAExample, SchedulerSettings
+from qaframe.types import Answer, Features, FeaturizerSettings, ModelSpec, OptimizerSettings, QAExample, SchedulerSettings
 
 
 def ragged_features(lengths, seed=0, vocab=50) -> Features:
@@ -33,7 +33,7 @@ def ragged_features(lengths, seed=0, vocab=50) -> Features:
 
 
 class TokenModel(torch.nn.Module):
-    """Logits that depend on the token only (not its position), so padding side cannot change them."""
+    """Logits that depend on the token only (not its position)."""
 
     def __init__(self, vocab=30000):
         super().__init__()
@@ -46,10 +46,9 @@ class TokenModel(torch.nn.Module):
 
 
 # -- collate ----------------------------------------------------------------------
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_collate_pads_to_the_longest_window_on_the_padding_side(side):
+def test_collate_pads_to_the_longest_window_on_the_right():
     features = ragged_features([3, 7, 5])
-    batch = PadCollator(features, pad_token_id=0, padding_side=side)([0, 1, 2])
+    batch = PadCollator(features, pad_token_id=0)([0, 1, 2])
     assert batch["input_ids"].shape == (3, 7)
     assert batch["attention_mask"].sum(1).tolist() == [3, 7, 5]
     for row, index in enumerate([0, 1, 2]):
@@ -61,42 +60,26 @@ def test_collate_pads_to_the_longest_window_on_the_padding_side(side):
             features.row_splits[index] : features.row_splits[index + 1]].tolist()
         # the label still points at the same token after padding
         label = int(features.start_positions[index])
-        assert batch["input_ids"][row, batch["start_positions"][row]] == tokens[label]
-        if side == "left":
-            assert mask[-1] and (not mask[0] or mask.all())
+        assert batch["start_positions"][row] == label and batch["input_ids"][row, label] == tokens[label]
+        assert mask.tolist() == [True] * len(tokens) + [False] * (7 - len(tokens))
     assert batch["window"].tolist() == [0, 1, 2]
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_collate_rounds_the_width_up_to_the_multiple_but_not_past_the_longest_window(side):
+def test_collate_rounds_the_width_up_to_the_multiple_but_not_past_the_longest_window():
     features = ragged_features([3, 7, 5, 21])
-    plain = PadCollator(features, 0, side)([0, 1, 2])
-    padded = PadCollator(features, 0, side, pad_to_multiple_of=8)([0, 1, 2])
+    plain = PadCollator(features, 0)([0, 1, 2])
+    padded = PadCollator(features, 0, pad_to_multiple_of=8)([0, 1, 2])
     assert padded["input_ids"].shape == (3, 8)
     assert padded["attention_mask"].sum(1).tolist() == [3, 7, 5]
-    # the same tokens at the same (left-aligned) positions; the labels still point at them
-    for key in ("input_ids", "token_type_ids"):
-        aligned = left_aligned(padded[key], padded["attention_mask"])[:, :7]
-        assert aligned.equal(left_aligned(plain[key], plain["attention_mask"]))
-    rows = torch.arange(3)
+    # the same tokens at the same positions, the same labels
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        assert padded[key][:, :7].equal(plain[key]) and not padded[key][:, 7].any()
     for name in ("start_positions", "end_positions"):
-        assert padded["input_ids"][rows, padded[name]].equal(plain["input_ids"][rows, plain[name]])
+        assert padded[name].equal(plain[name])
     # 21 rounds up to 24 but the set's longest window is 21 (a model's position limit lies at or above it)
-    assert PadCollator(features, 0, side, pad_to_multiple_of=8)([3, 0])["input_ids"].shape == (2, 21)
+    assert PadCollator(features, 0, pad_to_multiple_of=8)([3, 0])["input_ids"].shape == (2, 21)
     with pytest.raises(ValueError, match="pad_to_multiple_of"):
-        PadCollator(features, 0, side, pad_to_multiple_of=0)
-
-
-def test_left_aligned_undoes_left_padding():
-    features = ragged_features([2, 6, 4])
-    right = PadCollator(features, 0, "right")([0, 1, 2])
-    left = PadCollator(features, 0, "left")([0, 1, 2])
-    values = right["input_ids"].float()
-    shifted = left["input_ids"].float()
-    aligned = left_aligned(shifted, left["attention_mask"])
-    for row, n in enumerate([2, 6, 4]):
-        assert aligned[row, :n].tolist() == values[row, :n].tolist()
-    assert left_aligned(values, right["attention_mask"]).equal(values)
+        PadCollator(features, 0, pad_to_multiple_of=0)
 
 
 # -- batch sampler ----------------------------------------------------------------
@@ -142,7 +125,7 @@ def test_ranks_share_out_the_global_batches_of_a_single_device():
 def test_loss_is_mean_start_end_cross_entropy_over_real_tokens():
     torch.manual_seed(0)
     features = ragged_features([4, 9, 6])
-    batch = PadCollator(features, 0, "right")([0, 1, 2])
+    batch = PadCollator(features, 0)([0, 1, 2])
     model = TokenModel(vocab=60)
     task = QATask(model, optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
     task.log = lambda *args, **kwargs: None
@@ -233,35 +216,60 @@ class ExactMetric:
         return {"exact_match": exact, "f1": exact}
 
 
-def test_validation_decodes_the_same_answers_whatever_the_padding_side(qaframe_host, kcbert_tokenizer):
-    from qaframe.features import build_featurizer
+@pytest.fixture(scope="module")
+def left_padding_bert(tiny_model_dir):
+    """The tiny KcBERT (absolute positions, random weights) with a tokenizer that says padding_side="left", and windows of
+    several lengths from it."""
+    from transformers import AutoTokenizer
 
+    from qaframe.features import build_featurizer
+    from qaframe.predictor import Predictor
+    from qaframe_plugins.heads import span
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="left")
+    torch.manual_seed(0)
+    model = span(ModelSpec(source=str(tiny_model_dir), random_init=True), pretrained=False).eval()
+    featurizer = build_featurizer("sliding-window", FeaturizerSettings(max_seq_length=24, doc_stride=8, max_query_length=8))
     contexts = ["서울은 대한민국의 수도이다. 부산은 항구 도시이다.", "김철수는 1987년에 태어났다.", "사과는 빨갛고 바나나는 노랗다. " * 6]
     examples = [QAExample(str(i), "", "무엇?", c, (Answer(c[:2], 0),)) for i, c in enumerate(contexts)]
-    featurizer = build_featurizer("sliding-window", FeaturizerSettings(max_seq_length=24, doc_stride=8, max_query_length=8))
-    features = featurizer.featurize(examples, kcbert_tokenizer)
-    assert len(features) > len(examples)  # the long context has several windows
-    torch.manual_seed(0)
-    model = TokenModel()
-    results = {}
-    for side in ("right", "left"):
-        task = QATask(model, optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
-                      evaluator=Evaluator(examples, features, ExactMetric()))
-        data = QADataModule(None, features, pad_token_id=0, padding_side=side, eval_batch_size=2)
-        trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                             enable_model_summary=False, use_distributed_sampler=False)
-        trainer.validate(task, dataloaders=data.val_dataloader(), verbose=False)
-        results[side] = task.last_evaluation
-        assert {"val_f1", "val_exact_match", "val_f1_raw", "val_exact_match_raw"} <= set(trainer.callback_metrics)
-    assert results["right"].predictions == results["left"].predictions
-    assert all(results["right"].predictions.values())
+    features = featurizer.featurize(examples, tokenizer)
+    assert len(set(features.lengths.tolist())) > 2  # windows of several lengths: batches of them are padded
+    return SimpleNamespace(predictor=Predictor(model, tokenizer, featurizer, name="tiny"), examples=examples, features=features)
+
+
+def test_a_window_gets_the_same_logits_in_any_batch_whatever_the_tokenizers_padding_side(left_padding_bert):
+    """BERT adds absolute position embeddings and is given no position ids: a window padded on the left in a longer
+    batch would be read at other positions, with other logits."""
+    predictor, features = left_padding_bert.predictor, left_padding_bert.features
+    logits = {}
+    for batch_size in (1, 2, len(features)):
+        predictor.batch_size = batch_size
+        logits[batch_size] = predictor.logits(features)
+    for start, end in logits.values():
+        for window, n in enumerate(features.lengths):
+            np.testing.assert_allclose(start[window, :n], logits[1][0][window, :n], atol=1e-5)
+            np.testing.assert_allclose(end[window, :n], logits[1][1][window, :n], atol=1e-5)
+
+
+def test_validation_decodes_the_answers_of_one_window_at_a_time(left_padding_bert):
+    from qaframe.predictor import window_logits
+
+    predictor, examples, features = left_padding_bert.predictor, left_padding_bert.examples, left_padding_bert.features
+    evaluator = Evaluator(examples, features, ExactMetric())
+    alone = evaluator.evaluate(*window_logits(predictor.model, features, pad_token_id=0, batch_size=1)[:2])
+    task = QATask(predictor.model, optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1), evaluator=evaluator)
+    data = QADataModule(None, features, pad_token_id=0, eval_batch_size=len(features))
+    trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, use_distributed_sampler=False)
+    trainer.validate(task, dataloaders=data.val_dataloader(), verbose=False)
+    assert {"val_f1", "val_exact_match", "val_f1_raw", "val_exact_match_raw"} <= set(trainer.callback_metrics)
+    assert task.last_evaluation.predictions == alone.predictions and all(alone.predictions.values())
     for example in examples:
-        best = results["right"].nbest[example.id][0]
-        assert example.context[best["start"] : best["end"]] == best["text"]
+        best = task.last_evaluation.nbest[example.id][0]
+        assert example.context[best["start"] : best["end"]] == best["text"] == alone.nbest[example.id][0]["text"]
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_it_was(side):
+def test_window_logits_are_each_windows_own_and_leave_the_mode_as_it_was():
     from qaframe.predictor import window_logits
 
     torch.manual_seed(0)
@@ -269,7 +277,7 @@ def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_i
     model = TokenModel(vocab=60)
     for training in (True, False):
         model.train(training)
-        start, end, seen = window_logits(model, features, pad_token_id=0, padding_side=side, batch_size=2)
+        start, end, seen = window_logits(model, features, pad_token_id=0, batch_size=2)
         assert model.training is training and seen.all() and start.shape == end.shape == (5, 9)
         for window, n in enumerate(features.lengths):
             tokens = torch.from_numpy(features.input_ids[features.row_splits[window] : features.row_splits[window + 1]]).long()
@@ -277,7 +285,7 @@ def test_window_logits_are_each_windows_own_left_aligned_and_leave_the_mode_as_i
                 alone = model(tokens[None], torch.ones(1, n))
             np.testing.assert_allclose(start[window, :n], alone.start_logits[0].numpy(), rtol=1e-6)
             np.testing.assert_allclose(end[window, :n], alone.end_logits[0].numpy(), rtol=1e-6)
-    _, _, seen = window_logits(model, features, pad_token_id=0, padding_side=side, batch_size=2, limit_batches=1)
+    _, _, seen = window_logits(model, features, pad_token_id=0, batch_size=2, limit_batches=1)
     assert seen.sum() == 2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from qaframe.cli import NonEmptyPath
+from qaframe.cli import NonEmptyPath, check_device, run_options
 
 
 @click.command()
@@ -14,10 +14,7 @@ from qaframe.cli import NonEmptyPath
 @click.option("--split", default="dev", show_default=True, help="Split of the corpus to score.")
 @click.option("--output-dir", required=True, type=NonEmptyPath(file_okay=False),
               help="Where predictions.json, nbest_predictions.json and metrics.json go.")
-@click.option("--data-dir", type=NonEmptyPath(), help="Folder holding the corpus files.")
-@click.option("--train-file", type=NonEmptyPath(dir_okay=False), help="Training file, overriding the corpus's default.")
-@click.option("--dev-file", type=NonEmptyPath(dir_okay=False), help="Dev file, overriding the corpus's default.")
-@click.option("--strict/--no-strict", default=False, help="Fail on records that loading would otherwise repair or skip.")
+@run_options("data_dir", "train_file", "dev_file", "strict")
 @click.option("--refiner", help="Answer-boundary refiner, or `none`; default: the model's own (qaframe.json), else the corpus's.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Windows per forward pass.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device to run on, e.g. cpu or cuda:0.")
@@ -27,7 +24,6 @@ from qaframe.cli import NonEmptyPath
 def evaluate(model_dir, corpus, split, output_dir, data_dir, train_file, dev_file, strict, refiner, batch_size, device,
              cache_dir, trust_remote_code) -> None:
     """Evaluate a saved model on a corpus split with the corpus's official metric (EM and F1, 0-100)."""
-    from qaframe.commands.serve import check_device
     from qaframe.runner import evaluate_model, summary
     from qaframe.types import CorpusOptions
 

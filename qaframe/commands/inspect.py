@@ -10,6 +10,9 @@ answer's gold token span (from its first window that holds it) goes through the 
 (start, end, last token's start) and counts when the text equals the gold answer exactly
 (stricter than the metric, which also forgives punctuation and spaces). "none" is the label
 round trip itself. Trainable refiners are fitted on the train split first (n/a without one).
+
+The corpus, model, featurizer and window options are `qaframe run`'s, with its defaults and
+checks, so the report describes the windows a run with the same flags trains on.
 """
 
 from __future__ import annotations
@@ -18,10 +21,9 @@ import json
 
 import click
 
-from qaframe.cli import NonEmptyPath
+from qaframe.cli import run_options
 from qaframe.config import RunConfig
 
-RUN = RunConfig()  # the window settings default to the run's, so the report describes the windows a run trains on
 SHOWN_IDS = 5
 
 
@@ -188,44 +190,32 @@ def render(report: dict) -> str:
 
 
 @click.command()
-@click.option("--corpus", "corpus_name", default="sample", show_default=True, help="Corpus name (see `qaframe plugins`).")
-@click.option("--model", "model_name", default="tiny", show_default=True, help="Model alias, local folder or hub id whose tokenizer to use.")
-@click.option("--data-dir", type=NonEmptyPath(file_okay=False), help="Folder holding the corpus files (korquad).")
-@click.option("--train-file", type=NonEmptyPath(dir_okay=False), help="Training file (squad-json, or instead of korquad's).")
-@click.option("--dev-file", type=NonEmptyPath(dir_okay=False), help="Dev file (squad-json, or instead of korquad's).")
-@click.option("--featurizer", "featurizer_name", default=RUN.featurizer, show_default=True,
-              help="Featurizer that cuts examples into windows, as `qaframe run --featurizer` (see `qaframe plugins`).")
-@click.option("--max-seq-length", type=click.IntRange(min=8), default=RUN.max_seq_length, show_default=True,
-              help="Tokens per window (`qaframe run`'s default).")
-@click.option("--doc-stride", type=click.IntRange(min=0), default=RUN.doc_stride, show_default=True,
-              help="OVERLAP in tokens between consecutive windows of a context, not the step (`qaframe run`'s default).")
-@click.option("--max-query-length", type=click.IntRange(min=1), default=RUN.max_query_length, show_default=True,
-              help="Questions are cut to this many tokens (`qaframe run`'s default).")
-@click.option("--strict", is_flag=True, help="Stop at the first answer that needs repair or record that must be skipped.")
+@run_options("corpus", "model", "data_dir", "train_file", "dev_file", "featurizer", "max_seq_length", "doc_stride",
+             "max_query_length", "strict")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect(corpus_name, model_name, data_dir, train_file, dev_file, featurizer_name, max_seq_length, doc_stride, max_query_length, strict,
-            as_json) -> None:
+def inspect(as_json: bool, **options) -> None:
     """Show how a corpus loads and tokenizes: repairs, windows, label round trip, token lengths, EM ceilings."""
     from qaframe import plugins
-    from qaframe.features import build_featurizer, refuse_origin_function
+    from qaframe.features import build_featurizer
     from qaframe.models import check_max_seq_length, load_config, load_tokenizer, resolve_model
     from qaframe.types import CorpusOptions, FeaturizerSettings
 
-    refuse_origin_function(featurizer_name)
-    spec = resolve_model(model_name)
-    check_max_seq_length(spec, load_config(spec), max_seq_length)
-    settings = FeaturizerSettings(max_seq_length=max_seq_length, doc_stride=doc_stride, max_query_length=max_query_length)
-    featurizer = build_featurizer(featurizer_name, settings)
-    options = CorpusOptions(data_dir=data_dir, train_file=train_file, dev_file=dev_file, strict=strict)
-    corpus = plugins.get_host().create("corpus", corpus_name, options)
+    config = RunConfig.from_sources(overrides=options)  # run's options, checked as the run checks them
+    spec = resolve_model(config.model)
+    check_max_seq_length(spec, load_config(spec), config.max_seq_length)
+    settings = FeaturizerSettings(config.max_seq_length, config.doc_stride, config.max_query_length)
+    featurizer = build_featurizer(config.featurizer, settings)
+    corpus_options = CorpusOptions(config.data_dir, config.train_file, config.dev_file, config.strict)
+    corpus = plugins.get_host().create("corpus", config.corpus, corpus_options)
     tokenizer = load_tokenizer(spec)
     splits = {name: corpus.load(name) for name in corpus.splits()}
     refiners = build_refiners(plugins.get_host(), tokenizer, splits["train"].examples if "train" in splits else None)
     report = {
-        "corpus": corpus_name,
-        "model": model_name,
+        "corpus": config.corpus,
+        "model": config.model,
         "model_source": spec.source,
-        "settings": {"featurizer": featurizer_name, "max_seq_length": max_seq_length, "doc_stride": doc_stride, "max_query_length": max_query_length},
+        "settings": {"featurizer": config.featurizer, "max_seq_length": config.max_seq_length, "doc_stride": config.doc_stride,
+                     "max_query_length": config.max_query_length},
         "splits": {name: inspect_split(split, featurizer, tokenizer, refiners) for name, split in splits.items()},
     }
     click.echo(json.dumps(report, ensure_ascii=False, indent=2) if as_json else render(report))

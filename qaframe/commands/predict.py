@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from qaframe.cli import NonEmptyPath
+from qaframe.cli import NonEmptyPath, check_device
 from qaframe.errors import ContextWithoutTokens, UserError
 
 CHUNK = 256  # questions featurized and answered together when reading --input
@@ -16,16 +16,11 @@ CHUNK = 256  # questions featurized and answered together when reading --input
 def read_questions(path: Path) -> list[dict]:
     """The records of a JSON-lines file of {"id"?, "question", "context"} objects as {"id", "question", "context", "line"}
     (the id: the line number when absent or null); UserError naming file and line."""
-    from qaframe.io import parse_json
+    from qaframe.io import parse_json, read_text
     from qaframe.text import unusable_text
 
     records = []
-    try:
-        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines(): JSON strings may hold U+2028 and the like
-    except OSError as error:
-        raise UserError(f"cannot read --input {path}: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"--input {path} is not UTF-8 text; save it as UTF-8 JSON lines") from None
+    lines = read_text(path).split("\n")  # not splitlines(): JSON strings may hold U+2028 and the like
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -64,7 +59,6 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
     if output_file is not None and input_file is None:
         raise UserError("--output needs --input; a single answer is printed")
     from qaframe import io
-    from qaframe.commands.serve import check_device
     from qaframe.text import unusable_text
 
     for name, value in (("--question", question), ("--context", context)):

@@ -4,42 +4,32 @@ Its options are generated from qaframe.config.RunConfig, so every field there is
 (`max_seq_length` -> `--max-seq-length`, booleans as `--flag/--no-flag`). Flags given on the
 command line override the values of `--config FILE`. `--print-config` checks the options as the
 run does before it reads data (a hub model's files, which need the network, are left to the
-run) and prints them as the run writes them to config.yaml.
+run, and so is an earlier run in the output folder, which it does not touch) and prints them as
+the run writes them to config.yaml.
 """
 
 from __future__ import annotations
 
 import click
 
-from qaframe.config import RunConfig, flag
-
-CLICK_TYPES = {"int": click.INT, "float": click.FLOAT, "path": click.Path(path_type=str)}  # count: text, so 1 and 1.0 differ
-
+from qaframe.cli import NonEmptyPath, run_option
+from qaframe.config import RunConfig
 
 def config_options(command):
     """Decorate `command` with one click option per RunConfig field (default None: 'not given')."""
     for field in reversed(RunConfig.options()):
-        meta = field.metadata
-        default = field.default
-        shown = "" if default is None else f" [default: {default}]"
-        help_text = meta["help"] + shown
-        if meta["kind"] == "bool":
-            name = flag(field.name)[2:]
-            decorator = click.option(f"--{name}/--no-{name}", field.name, default=None, help=help_text)
-        else:
-            kind = click.Choice(meta["choices"]) if meta["choices"] else CLICK_TYPES.get(meta["kind"], click.STRING)
-            decorator = click.option(flag(field.name), field.name, type=kind, default=None, help=help_text)
-        command = decorator(command)
+        command = run_option(field)(command)
     return command
 
 
 @click.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+@click.option("--config", "config_file", type=NonEmptyPath(dir_okay=False),
               help="YAML file of options (option: value); flags given here override it. Relative paths in it are read "
                    "from the current folder, as on the command line.")
 @click.option("--print-config", is_flag=True,
               help="Check the options as the run does before reading data (a hub model's files, which need the network, "
-                   "are left to the run), print them as the run writes config.yaml, and exit without training.")
+                   "and an earlier run in the output folder are left to the run), print them as the run writes "
+                   "config.yaml, and exit without training.")
 @config_options
 def run(config_file: str | None, print_config: bool, **values) -> None:
     """Train a QA model, evaluate its best checkpoint on dev, and write config, checkpoints, model/ and metrics.
@@ -52,7 +42,7 @@ def run(config_file: str | None, print_config: bool, **values) -> None:
     if print_config:
         from qaframe.runner import prepare
 
-        click.echo(prepare(config, fetch=False).config_yaml, nl=False)
+        click.echo(prepare(config, fetch=False, training=False).config_yaml, nl=False)
         return
     from qaframe.runner import run as run_training
     from qaframe.runner import summary

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from qaframe.cli import NonEmptyPath
+from qaframe.cli import NonEmptyPath, check_device
 from qaframe.errors import UserError
 
 EXTRA_MISSING = "qaframe serve needs the serve extra: pip install 'qaframe[serve]'"
@@ -35,21 +35,6 @@ def loopback_names(host: str) -> list[str] | None:
     except ValueError:  # a host name other than localhost
         loopback = False
     return sorted({"localhost", "127.0.0.1", "::1", host}) if loopback else None
-
-
-def check_device(device: str) -> None:
-    """Refuse a device name torch does not know or a device this machine does not have, in one line."""
-    import torch
-
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"--device {device}: not a device name; use cpu, cuda, cuda:N or mps") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(chosen.type, False):
-        raise UserError(f"--device {device}: no {chosen.type} device on this machine; use --device cpu")
-    if chosen.type == "cuda" and (chosen.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices (cuda:0 ...); pick one of them")
 
 
 @click.command()

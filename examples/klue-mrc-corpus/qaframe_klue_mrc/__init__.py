@@ -16,9 +16,9 @@ from typing import Any, Iterator
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.io import parse_json
+from qaframe.io import parse_json, read_text
 from qaframe.types import CorpusOptions, CorpusSplit
-from qaframe_plugins.corpora import RecordLoader, read_text
+from qaframe_plugins.corpora import RecordLoader
 
 SAMPLE_FOLDER = Path(__file__).parent / "data"
 FILE_STEMS = {"train": "train", "dev": "validation"}  # qaframe split -> file name stem (the hub's split names)
