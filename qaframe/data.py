@@ -120,8 +120,8 @@ class LengthGroupedBatchSampler(Sampler):
     def global_batches(self) -> list[np.ndarray]:
         """Every global batch (all ranks together) of this epoch, in order."""
         n, size = len(self.lengths), self.batch_size * self.num_replicas
-        rng = np.random.default_rng([self.seed, self.epoch])
         if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.epoch])
             order = rng.permutation(n)
             if self.group_by_length:
                 group = size * MEGA_BATCHES

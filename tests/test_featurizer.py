@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from plugins_for_tests import origin_featurizer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plugins_for_tests import origin_featurizer
 
 from qaframe import hookimpl
 from qaframe.errors import UserError

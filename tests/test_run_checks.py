@@ -12,8 +12,8 @@ import sys
 
 import numpy as np
 import pytest
-from plugins_for_tests import origin_featurizer
 import torch
+from plugins_for_tests import origin_featurizer
 
 from qaframe import cli as cli_module
 from qaframe import hookimpl
@@ -84,6 +84,7 @@ def test_a_corpus_plugins_bad_examples_stop_the_run_before_training(edit, messag
     assert not (tmp_path / "out" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize("print_config", [False, True])
 def test_a_featurizer_without_offsets_is_refused_before_any_data_is_read(print_config, register_plugin, monkeypatch, capsys, tmp_path):
     register_plugin(origin_featurizer, name="origin")
     extra = ["--print-config"] if print_config else []
