@@ -15,6 +15,7 @@ import click
 from qaframe.cli import NonEmptyPath, run_option
 from qaframe.config import RunConfig
 
+
 def config_options(command):
     """Decorate `command` with one click option per RunConfig field (default None: 'not given')."""
     for field in reversed(RunConfig.options()):

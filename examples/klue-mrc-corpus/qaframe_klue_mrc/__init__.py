@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.io import parse_json, read_text
-from qaframe.types import CorpusOptions, CorpusSplit
+from qaframe.types import CorpusOptions, CorpusSplit, no_such_split
 from qaframe_plugins.corpora import RecordLoader
 
 SAMPLE_FOLDER = Path(__file__).parent / "data"
@@ -115,7 +115,7 @@ class KlueMrcCorpus:
     def path(self, split: str) -> Path:
         """The file that holds `split`."""
         if split not in self.splits():
-            raise UserError(f"corpus klue-mrc has no '{split}' split here (it has: {', '.join(self.splits())}); pass --{split}-file or --data-dir")
+            raise UserError(f"{no_such_split('klue-mrc', split, self.splits())}; pass --{split}-file or --data-dir")
         return self.given.get(split) or find_split_file(self.folder, split)
 
     def load(self, split: str) -> CorpusSplit:
