@@ -40,16 +40,33 @@ Where a step's time goes: `--profile-steps N` runs torch.profiler over N more st
 timed ones (so the timing is unaffected) and adds a `profile` to each side (see `StepProfile`):
 on a GPU, how busy the GPU was during a step (well below 1: it waits for the host to launch
 work), kernels launched and host synchronizations per step, and the kernels taking the most time.
+The profile runs from the start of step `warmup + steps + 1` (qaframe: Lightning's
+on_train_batch_start, the batch already on the device; peer: on_step_begin, the batch fetched)
+to the end of step `warmup + steps + N` (on_train_batch_end / on_step_end). It starts at the
+next step's start, not at the end of the last timed step: Lightning updates its logged metrics
+(reading the loss, a host synchronization, every `--progress-every` steps) after
+on_train_batch_end, which would land inside the profile.
+
+Validation: Lightning validates (and qaframe writes two checkpoints, about 1.3 GB each for
+kcbert-base) at every epoch's end, so an epoch must outlast the measured steps. The default
+`--examples` is sized for that (`default_examples`); the qaframe side records the global step at
+which every validation starts (`validation_steps` in its figures) and fails, naming --examples,
+where one falls among the measured steps; the final one, after the last step, is expected.
+
+If the peer side fails (accelerate missing, say), qaframe's figures are printed anyway, with a
+`peer_error`, and the script exits non-zero.
 
 `python benchmarks/train.py [--shape tiny|base] [--batch-size 32] [--steps 12] [--warmup 3]
 [--precision 32|bf16-mixed] [--device cpu|cuda] [--compile [--compile-mode MODE] | --compile-too] [--num-workers N]
-[--progress-every N] [--pad-to-multiple-of N] [--profile-steps N]`
+[--progress-every N] [--pad-to-multiple-of N] [--profile-steps N] [--examples N]`
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import resource
 import subprocess
 import sys
@@ -61,6 +78,21 @@ from common import best_of, emit, generate_examples, model_folder, register_rand
 
 MAX_SEQ_LENGTH, OVERLAP, MAX_QUERY = 300, 128, 64
 LEARNING_RATE, SEED = 5e-5, 42
+# windows per generated example: 1.43 with tokenizers 0.23.3, about 1.36 with 0.23.2; sized on a lower figure
+WINDOWS_PER_EXAMPLE = 1.3
+MIN_EXAMPLES = 2000
+VALIDATION_EXIT = 3  # a side's exit status where a validation fell among the measured steps (its last stderr line says so)
+
+
+def default_examples(batch_size: int, optimizer_steps: int) -> int:
+    """Generated examples enough for one epoch to outlast `optimizer_steps` batches (warm-up, timed and profiled), with
+    a margin (20 % and 8 batches), at no fewer than MIN_EXAMPLES: Lightning validates at each epoch's end."""
+    batches = math.ceil(optimizer_steps * 1.2) + 8
+    return max(MIN_EXAMPLES, 100 * math.ceil(batches * batch_size / WINDOWS_PER_EXAMPLE / 100))
+
+
+class ValidationInMeasuredSteps(RuntimeError):
+    """A validation (Lightning's, at an epoch's end) started among the timed or profiled steps."""
 
 
 def peak_memory_mb(device: str) -> float:
@@ -220,14 +252,38 @@ def run_qaframe(args, work: Path) -> dict:
     train_file = write_squad(examples, work / "train.json")
     dev_file = write_squad(examples[:64], work / "dev.json")
     register_random_model("bench-model", model_folder(args.shape, work / "model-config"))
-    window, clock, seen, losses = Window(), {}, {}, []
+    window, clock, seen, losses, validations = Window(), {}, {}, [], []
     profile = StepProfile(args.device, args.profile_steps) if args.profile_steps else None
+    last = args.warmup + args.steps + args.profile_steps
 
     class StepClock(Callback):
+        def on_validation_start(self, trainer, pl_module) -> None:
+            # Lightning validates after a step's on_train_batch_end, with global_step counting the steps done: a
+            # validation at global_step g runs between steps g and g + 1, inside the clock (end of step `warmup` to end
+            # of step `warmup + steps`) or the profile for warmup <= g < last; the one at `last` comes after both
+            if trainer.sanity_checking:
+                return
+            step = trainer.global_step
+            validations.append(step)
+            if args.warmup <= step < last:
+                per_epoch = trainer.num_training_batches
+                wanted = math.ceil(args.examples * (math.ceil(last * 1.2) + 8) / per_epoch / 100) * 100
+                raise ValidationInMeasuredSteps(
+                    f"validation started after step {step}, among the measured steps {args.warmup + 1}..{last} (timed "
+                    f"{args.warmup + 1}..{args.warmup + args.steps}, then {args.profile_steps} profiled): an epoch of "
+                    f"--examples {args.examples} is {per_epoch} batches; pass --examples {wanted} or more, or leave "
+                    "--examples out (its default is sized for the steps asked)")
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            # the profile starts with the step after the timed ones, once Lightning's bookkeeping of the last timed step
+            # (its logger update, which reads the loss, runs after on_train_batch_end) is done
+            if profile is not None and profile.profiler is None and trainer.global_step == args.warmup + args.steps:
+                profile.start()
+
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             step = trainer.global_step
             losses.append(outputs["loss"].detach())  # stays on the device: no synchronization
-            if profile is not None and step == args.warmup + args.steps + args.profile_steps:
+            if profile is not None and profile.profiler is not None and step == last:
                 profile.stop()
             if step == args.warmup:
                 sync(args.device)
@@ -244,8 +300,9 @@ def run_qaframe(args, work: Path) -> dict:
                     seen["fused_adamw"] = bool(optimizer.defaults.get("fused"))
                     seen["attention"] = getattr(pl_module.model.config, "_attn_implementation", None)
                     seen["precision"] = str(trainer.precision)
-                    if profile is not None:
-                        profile.start()
+                    # read while training: qaframe sets its kernel choices only within the run (models.cuda_kernels)
+                    seen["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
+                    seen["float32_matmul_precision"] = torch.get_float32_matmul_precision()
 
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -253,7 +310,7 @@ def run_qaframe(args, work: Path) -> dict:
         corpus="squad-json", train_file=train_file, dev_file=dev_file, model="bench-model", refiner="none",
         max_seq_length=MAX_SEQ_LENGTH, doc_stride=OVERLAP, max_query_length=MAX_QUERY,
         train_batch_size=args.batch_size, eval_batch_size=64, learning_rate=LEARNING_RATE, max_epochs=100,
-        max_steps=args.warmup + args.steps + args.profile_steps, precision=args.precision,
+        max_steps=last, precision=args.precision,
         accelerator="gpu" if args.device == "cuda" else "cpu", devices="1", num_workers=args.num_workers,
         compile=args.compile, compile_mode=args.compile_mode, seed=SEED, limit_val_batches=1,
         output_dir=work / "run", cache_dir=work / "cache",
@@ -261,9 +318,15 @@ def run_qaframe(args, work: Path) -> dict:
         **({"pad_to_multiple_of": args.pad_to_multiple_of} if args.pad_to_multiple_of else {}),
     )
     runner.run(config, echo=lambda message: None, callbacks=[StepClock()])
+    if "stop" not in clock:
+        raise RuntimeError(f"training ended after {len(losses)} steps, before the timed steps were done")
+    if profile is not None and profile.profiler is None:
+        raise RuntimeError("the profile never started (training ended before step warmup + steps + 1)")
     for lengths, width in zip(seen["lengths"], seen["widths"]):
         window.add(lengths.tolist(), width)
-    extra = {**{k: seen[k] for k in ("fused_adamw", "attention", "precision")}, **loss_trend(losses)}
+    keys = ("fused_adamw", "attention", "precision", "cudnn_attention", "float32_matmul_precision")
+    extra = {**{k: seen[k] for k in keys}, **loss_trend(losses)}
+    extra["examples"], extra["validation_steps"] = args.examples, validations
     extra["compile"], extra["compile_mode"] = args.compile, config.compile_mode
     extra["pad_to_multiple_of"], extra["progress_every"] = config.pad_to_multiple_of, config.progress_every
     extra["timed_widths"] = len(set(seen["widths"]))  # distinct batch widths: shapes compiled or recorded
@@ -272,7 +335,6 @@ def run_qaframe(args, work: Path) -> dict:
 
         extra["compiled_graphs"] = int(counters["stats"]["unique_graphs"])
         extra["cudagraph_skips"] = int(counters["inductor"]["cudagraph_skips"])
-    extra["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
     return timed_result(window, clock, seen["shape"], args.device, extra, profile)
 
 
@@ -305,10 +367,17 @@ def run_peer(args, work: Path) -> dict:
 
     clock = {}
     profile = StepProfile(args.device, args.profile_steps) if args.profile_steps else None
+    last = args.warmup + args.steps + args.profile_steps
 
     class StepClock(TrainerCallback):
+        def on_step_begin(self, arguments, state, control, **kwargs):
+            # as on qaframe's side: from the start of the step after the timed ones (its batch fetched) to the end of
+            # the last profiled step
+            if profile is not None and profile.profiler is None and state.global_step == args.warmup + args.steps:
+                profile.start()
+
         def on_step_end(self, arguments, state, control, **kwargs):
-            if profile is not None and state.global_step == args.warmup + args.steps + args.profile_steps:
+            if profile is not None and profile.profiler is not None and state.global_step == last:
                 profile.stop()
             if state.global_step == args.warmup:
                 sync(args.device)
@@ -316,11 +385,10 @@ def run_peer(args, work: Path) -> dict:
             elif state.global_step == args.warmup + args.steps:
                 sync(args.device)
                 clock["stop"], clock["cpu_stop"] = time.perf_counter(), cpu_seconds()
-                if profile is not None:
-                    profile.start()
+                clock["cudnn_attention"] = torch.backends.cuda.cudnn_sdp_enabled()
 
     training = TrainingArguments(
-        output_dir=str(work / "peer"), per_device_train_batch_size=args.batch_size, max_steps=args.warmup + args.steps + args.profile_steps,
+        output_dir=str(work / "peer"), per_device_train_batch_size=args.batch_size, max_steps=last,
         learning_rate=LEARNING_RATE, weight_decay=0.01, bf16=args.precision == "bf16-mixed", seed=SEED,
         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True,
         use_cpu=args.device == "cpu", dataloader_num_workers=args.num_workers,
@@ -330,12 +398,14 @@ def run_peer(args, work: Path) -> dict:
     trainer = LossKeepingTrainer(model=model, args=training, train_dataset=dataset, data_collator=counting_collator,
                                  callbacks=[StepClock()])
     trainer.train()
+    if "stop" not in clock:
+        raise RuntimeError(f"training ended after {len(losses)} steps, before the timed steps were done")
     window = Window()
     for lengths, width in batches[args.warmup : args.warmup + args.steps]:
         window.add(lengths, width)
     extra = {"optimizer": str(training.optim), "attention": getattr(model.config, "_attn_implementation", None),
-             "precision": "bf16-mixed" if training.bf16 else "32", "cudnn_attention": torch.backends.cuda.cudnn_sdp_enabled(),
-             **loss_trend(losses)}
+             "precision": "bf16-mixed" if training.bf16 else "32", "cudnn_attention": clock["cudnn_attention"],
+             "examples": args.examples, **loss_trend(losses)}
     return timed_result(window, clock, model_shape(model), args.device, extra, profile)
 
 
@@ -358,12 +428,33 @@ def matmul_peak_tflops(device: str, precision: str) -> float:
     return 2 * size**3 / seconds / 1e12
 
 
-def side(name: str, argv: list[str]) -> dict:
-    """Run one side in its own process; its last stdout line is its JSON."""
+def side(name: str, argv: list[str]) -> tuple[dict | None, str | None]:
+    """Run one side in its own process: (its figures, None), its last stdout line being its JSON, or (None, the last
+    line of its stderr) where it failed, the tail of its stderr then printed on ours (but for a validation among the
+    measured steps, which its one line says all about)."""
     done = subprocess.run([sys.executable, __file__, *argv, "--side", name], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} side failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
+    if done.returncode == 0 and lines:
+        try:
+            return json.loads(lines[-1]), None
+        except json.JSONDecodeError:
+            pass
+    if done.returncode != VALIDATION_EXIT:
+        print(f"{name} side failed (exit status {done.returncode}); the end of its stderr:\n{done.stderr[-4000:]}",
+              file=sys.stderr, flush=True)
+    return None, f"{name} side failed (exit status {done.returncode}): {error_line(done.stderr)}"[:1000]
+
+
+def error_line(stderr: str) -> str:
+    """The line of a side's stderr that says why it failed: its own (`train.py: ...`), else the exception's, else the last
+    (progress bars' carriage-return updates and terminal escapes left out)."""
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", line.split("\r")[-1]).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    for pattern in (r"train\.py: .*", r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*"):
+        found = [match.group() for line in lines if (match := re.search(pattern, line))]
+        if found:
+            return found[-1]
+    return lines[-1] if lines else "no message"
 
 
 def main(argv=None) -> None:
@@ -382,40 +473,62 @@ def main(argv=None) -> None:
     parser.add_argument("--progress-every", type=int, help="qaframe side: --progress-every (default: qaframe's)")
     parser.add_argument("--pad-to-multiple-of", type=int, help="qaframe side: --pad-to-multiple-of (default: qaframe's)")
     parser.add_argument("--profile-steps", type=int, default=0, help="then profile this many steps (torch.profiler)")
-    parser.add_argument("--examples", type=int, default=2000, help="generated examples to featurize (windows ~1.4x)")
+    parser.add_argument("--examples", type=int, help=f"generated examples to featurize (windows ~1.4x); default: enough "
+                        f"for an epoch to outlast the steps asked, at least {MIN_EXAMPLES} (Lightning validates at its end)")
     parser.add_argument("--side", choices=("qaframe", "peer"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
+    if args.examples is None:
+        args.examples = default_examples(args.batch_size, args.warmup + args.steps + args.profile_steps)
 
     if args.side:
-        with tempfile.TemporaryDirectory(prefix="qaframe-bench-") as work:
-            result = (run_qaframe if args.side == "qaframe" else run_peer)(args, Path(work))
+        try:
+            with tempfile.TemporaryDirectory(prefix="qaframe-bench-") as work:
+                result = (run_qaframe if args.side == "qaframe" else run_peer)(args, Path(work))
+        except ValidationInMeasuredSteps as error:
+            print(f"\ntrain.py: {error}", file=sys.stderr, flush=True)  # on a line of its own, after any progress bar
+            raise SystemExit(VALIDATION_EXIT) from None
         print(json.dumps(result))
         return
+    # the sides get the same --examples (the default is resolved here once)
     plain = [a for a in argv if a != "--compile-too"]
-    ours, peer = side("qaframe", plain), side("peer", plain)
+    if "--examples" not in plain and not any(a.startswith("--examples=") for a in plain):
+        plain += ["--examples", str(args.examples)]
+    ours, error = side("qaframe", plain)
+    if ours is None:
+        raise SystemExit(error)
+    peer, peer_error = side("peer", plain)
     peak = matmul_peak_tflops(args.device, args.precision)
-    emit(report(args, ours, peer, peak))
+    emit(report(args, ours, peer, peak, peer_error))
+    failures = [peer_error] if peer_error else []
     if args.compile_too and not args.compile:  # the same peer figures, qaframe with --compile
-        emit(report(args, side("qaframe", [*plain, "--compile"]), peer, peak))
+        compiled, error = side("qaframe", [*plain, "--compile"])
+        if compiled is None:
+            failures.append(error)
+        else:
+            emit(report(args, compiled, peer, peak, peer_error))
+    if failures:
+        raise SystemExit("; ".join(failures))
 
 
-def report(args, ours: dict, peer: dict, peak: float) -> dict:
-    """The JSON line of one comparison: both sides' figures with MFU against the measured peak, and the ratio."""
+def report(args, ours: dict, peer: dict | None, peak: float, peer_error: str | None = None) -> dict:
+    """The JSON line of one comparison: both sides' figures with MFU against the measured peak, and the ratio; where the
+    peer side failed (`peer` None), qaframe's figures with the peer's figures null and `peer_error`."""
     for figures in (ours, peer):
-        figures["mfu"] = round(figures["useful_tflops"] / peak, 4)
-        figures["hfu"] = round(figures["hardware_tflops"] / peak, 4)
+        if figures is not None:
+            figures["mfu"] = round(figures["useful_tflops"] / peak, 4)
+            figures["hfu"] = round(figures["hardware_tflops"] / peak, 4)
     return {
         "stage": "train",
         "qaframe_compile": ours["compile"],
         "qaframe_compile_mode": ours["compile_mode"],
         "qaframe_sequences_per_s": ours["sequences_per_s"],
-        "peer_sequences_per_s": peer["sequences_per_s"],
-        "ratio": round(ours["sequences_per_s"] / peer["sequences_per_s"], 2),
+        "peer_sequences_per_s": peer and peer["sequences_per_s"],
+        "ratio": peer and round(ours["sequences_per_s"] / peer["sequences_per_s"], 2),
         "qaframe_mfu": ours["mfu"],
-        "peer_mfu": peer["mfu"],
+        "peer_mfu": peer and peer["mfu"],
         "qaframe_peak_memory_mb": ours["peak_memory_mb"],
-        "peer_peak_memory_mb": peer["peak_memory_mb"],
+        "peer_peak_memory_mb": peer and peer["peak_memory_mb"],
         "peak_memory_kind": "torch.cuda.max_memory_allocated" if args.device == "cuda" else "peak RSS of the process",
         "matmul_peak_tflops": round(peak, 3),
         "flops_formula": "per window of n tokens: 6*N*n + 12*L*H*n^2 (N: parameters outside embeddings); mfu: real tokens, hfu: padded",
@@ -425,8 +538,11 @@ def report(args, ours: dict, peer: dict, peak: float) -> dict:
         "max_seq_length": MAX_SEQ_LENGTH,
         "warmup_steps": args.warmup,
         "timed_steps": args.steps,
+        "profile_steps": args.profile_steps,
+        "examples": args.examples,
         "qaframe": ours,
         "peer": peer,
+        **({"peer_error": peer_error} if peer_error else {}),
     }
 
 if __name__ == "__main__":

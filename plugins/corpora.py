@@ -1,10 +1,11 @@
 """Built-in corpora: `korquad` (KorQuAD 1.0, downloaded on first use), `squad-json`, `sample` and `synthetic`.
 
-Every corpus reads SQuAD-format records through one validating loader: an `answer_start`
-that misses its text is moved to the nearest occurrence of the text (repaired), a record that
+Every corpus reads SQuAD-format records through one validating loader. It brings every context,
+question and answer to Unicode NFC, trims whitespace from an answer's ends and moves an
+`answer_start` that misses its text to the nearest occurrence of the text (repairs); a record that
 cannot be used is skipped with its reason; both are counted in the split (`repaired`, `skipped`;
-`qaframe run`, `evaluate` and `inspect` report them) and turned into a UserError by `strict`. A
-file without one usable record is a UserError.
+`qaframe run`, `evaluate` and `inspect` report them) and turned into a UserError by `strict`. An id
+given to two different records, and a file without one answerable question, are UserErrors.
 An answer at offset 0 is a valid answer. docs/data-validation.md lists every case.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import unicodedata
 import urllib.request
 from pathlib import Path
 from typing import Any, Collection, Iterable, Iterator
@@ -20,7 +22,7 @@ from typing import Any, Collection, Iterable, Iterator
 from qaframe import hookimpl
 from qaframe.errors import UserError
 from qaframe.io import atomic_path, cache_root, check_writable_folder, parse_json, read_text
-from qaframe.text import unusable_text
+from qaframe.text import nfc_position, to_nfc, unusable_text
 from qaframe.types import Answer, CorpusOptions, CorpusSplit, QAExample, no_such_split
 
 log = logging.getLogger("qaframe.corpora")
@@ -39,7 +41,7 @@ class RecordLoader:
         self.examples: list[QAExample] = []
         self.repaired: list[str] = []
         self.skipped: list[tuple[str, str]] = []
-        self._ids: set[str] = set()
+        self._seen: dict[str, tuple[str, tuple]] = {}  # id -> (position, content) of the first record with it
 
     def skip(self, record_id: str, reason: str) -> None:
         """Record a skipped record or answer, or stop in strict mode."""
@@ -48,7 +50,7 @@ class RecordLoader:
         self.skipped.append((record_id, reason))
 
     def repair(self, record_id: str, reason: str) -> None:
-        """Record a repaired answer (moved answer_start), or stop in strict mode."""
+        """Record a repaired answer or record (one entry per repair), or stop in strict mode."""
         if self.strict:
             raise UserError(f"{self.source}: record {record_id}: {reason} (strict loading; fix the record or drop --strict)")
         self.repaired.append(record_id)
@@ -58,10 +60,18 @@ class RecordLoader:
         if not isinstance(record, dict):
             return self.skip(where, f"expected an object, got {type(record).__name__}")
         record_id = record.get("id")
+        if isinstance(record_id, int) and not isinstance(record_id, bool):  # labelling tools number their questions
+            record_id = str(record_id)
         if unusable_text(record_id):
             return self.skip(where, f"'id' is {unusable_text(record_id)}")
-        if record_id in self._ids:
-            return self.skip(record_id, "duplicate id")
+        content = (context, record.get("question"), record.get("answers"), record.get("is_impossible", False))
+        if record_id in self._seen:
+            first_where, first_content = self._seen[record_id]
+            if content != first_content:
+                raise UserError(f"{self.source}: id '{record_id}' names two different records ({first_where} and {where}); "
+                                "ids must be unique: give one of them another id")
+            return self.skip(record_id, "duplicate id")  # an exact repeat: nothing is lost
+        self._seen[record_id] = (where, content)
         if unusable_text(context):
             return self.skip(record_id, f"context is {unusable_text(context)}")
         question = record.get("question")
@@ -77,9 +87,11 @@ class RecordLoader:
             answers = self._answers(record_id, record.get("answers"), context)
             if not answers:
                 return None
-        self._ids.add(record_id)
+        texts = [context, question, *(answer.get("text") for answer in record.get("answers") or () if isinstance(answer, dict))]
+        if not all(unicodedata.is_normalized("NFC", text) for text in texts if isinstance(text, str)):
+            self.repair(record_id, "context, question or answer text not in Unicode NFC (decomposed Hangul?); brought to NFC")
         title = title if isinstance(title, str) else ""
-        self.examples.append(QAExample(record_id, title, question, context, answers, impossible))
+        self.examples.append(QAExample(record_id, title, to_nfc(question)[0], to_nfc(context)[0], answers, impossible))
         return None
 
     def _answers(self, record_id: str, raw: Any, context: str) -> tuple[Answer, ...]:
@@ -97,29 +109,42 @@ class RecordLoader:
                 self.skip(record_id, f"{problem} (answer dropped)")
         return tuple(kept)
 
-    def _answer(self, record_id: str, number: int, answer: Any, context: str) -> Answer | str:
+    def _answer(self, record_id: str, number: int, answer: Any, original: str) -> Answer | str:
+        """The answer in the NFC context with whitespace trimmed from its ends, or why it is unusable."""
         if not isinstance(answer, dict):
             return f"answer {number} is not an object"
-        text, start = answer.get("text"), answer.get("answer_start")
+        text, written = answer.get("text"), answer.get("answer_start")
         if unusable_text(text):
             return f"answer {number}: 'text' is {unusable_text(text)}"
-        if isinstance(start, bool) or not isinstance(start, int):
+        if isinstance(written, bool) or not isinstance(written, int):
             return f"answer {number}: 'answer_start' is not an integer"
-        if start < 0 or start >= len(context):
-            return f"answer {number}: answer_start {start} is outside the context (length {len(context)})"
+        if written < 0 or written >= len(original):
+            return f"answer {number}: answer_start {written} is outside the context (length {len(original)})"
+        context, spans = to_nfc(original)
+        text, start = to_nfc(text)[0], written if spans is None else nfc_position(spans, written)
+        done = []
+        if text.strip() != text:  # no score changes: the official scorers split answers on whitespace
+            done.append(f"whitespace trimmed from the ends of {text[:40]!r}")
+            text, start = text.strip(), start + len(text) - len(text.lstrip())
         if not context.startswith(text, start):
             nearest = nearest_occurrence(context, text, start)
             if nearest is None:
                 return f"answer {number}: text {text[:40]!r} does not occur in the context"
-            self.repair(record_id, f"answer {number}: answer_start {start} does not point at {text[:40]!r}; nearest occurrence {nearest}")
+            done.append(f"answer_start {written} does not point at {text[:40]!r}; nearest occurrence {nearest}")
             start = nearest
+        if done:
+            self.repair(record_id, f"answer {number}: {'; '.join(done)}")
         return Answer(text, start)
 
     def result(self, files: Iterable[Path] = ()) -> CorpusSplit:
-        """The loaded split, with the ids repaired and skipped; UserError when nothing is usable."""
-        if not self.examples:
-            found = f"all {len(self.skipped)} skipped, first: {self.skipped[0][0]} ({self.skipped[0][1]})" if self.skipped else "it holds none"
-            raise UserError(f"{self.source}: no usable question records ({found}); check that it is a SQuAD-format file with questions")
+        """The loaded split, with the ids repaired and skipped; UserError when no question is answerable."""
+        if not any(example.answers for example in self.examples):
+            counts = [f"{len(self.examples)} unanswerable (is_impossible)"] if self.examples else []
+            if self.skipped:
+                counts.append(f"{len(self.skipped)} skipped, first: {self.skipped[0][0]} ({self.skipped[0][1]})")
+            found = f"all {', '.join(counts)}" if counts else "it holds none"
+            raise UserError(f"{self.source}: no usable question records ({found}); training and scoring need answered "
+                            "questions: check that it is a SQuAD-format file with answers")
         return CorpusSplit(self.examples, tuple(files), self.repaired, self.skipped)
 
 

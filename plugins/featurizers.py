@@ -57,7 +57,8 @@ def truncate_questions(questions: list[str], tokenizer: Any, limit: int) -> list
     (WordPiece); where one character is several tokens (byte-level BPE), that prefix can hold
     more, so every cut is tokenized again and moved back a token at a time until it fits.
     """
-    quiet = {"add_special_tokens": False, "return_attention_mask": False, "return_token_type_ids": False}
+    # verbose=False: no warning that a question is longer than the model takes, since it is cut here
+    quiet = {"add_special_tokens": False, "return_attention_mask": False, "return_token_type_ids": False, "verbose": False}
     long = [i for i, ids in enumerate(tokenizer(questions, **quiet)["input_ids"]) if len(ids) > limit]  # no offsets yet
     if not long:
         return questions

@@ -22,6 +22,7 @@ from qaframe.types import ModelSpec
 # (OSError, ValueError), corrupt or unsafe ones (SafetensorError, UnpicklingError, RuntimeError: also weights whose shapes
 # are not the config's), a malformed index of shards (TypeError, AttributeError, KeyError), model code that does not compile
 LOAD_REPORT_LOG = logging.getLogger("transformers.modeling_utils")
+log = logging.getLogger("qaframe.heads")
 LOAD_ERRORS = (
     OSError, ValueError, UnpicklingError, SafetensorError, RuntimeError, TypeError, AttributeError, KeyError, SyntaxError,
 )
@@ -67,6 +68,18 @@ def load_error(spec: ModelSpec, error: Exception, reported: bool = False) -> Use
     return UserError(f"model '{spec.source}' could not be loaded: tried {describe_source(spec.source)} ({reason}); {hint}")
 
 
+def check_no_missing_weights(spec: ModelSpec, config, missing: list[str]) -> None:
+    """UserError for a question-answering model (config.json's `architectures`) whose weights lack parameters its config
+    names: transformers would start them from random values. A pretrained encoder's new qa_outputs is expected."""
+    if missing and any(name.endswith("ForQuestionAnswering") for name in getattr(config, "architectures", None) or ()):
+        shown = ", ".join(missing[:3]) + (f", ... ({len(missing) - 3} more)" if len(missing) > 3 else "")
+        raise UserError(
+            f"model '{spec.source}': its weights lack {len(missing)} parameters its config.json names ({shown}), which would "
+            "start from random values; its config.json and weights come from different models, or the weights are "
+            "damaged: put the weights' own config.json beside them, or save, copy or download the model again"
+        )
+
+
 def span(spec: ModelSpec, *, pretrained: bool):
     """Linear start/end span head on any encoder (AutoModelForQuestionAnswering), SDPA attention where supported."""
     import torch
@@ -85,12 +98,17 @@ def span(spec: ModelSpec, *, pretrained: bool):
     attention = "sdpa" if getattr(model_class, "_supports_sdpa", False) else None
     # float32 weights, whatever the checkpoint holds: mixed precision casts per op, AdamW keeps fp32 state
     options = {"attn_implementation": attention, "dtype": torch.float32, "trust_remote_code": spec.trust_remote_code}
-    # transformers' load report (weights missing, unexpected or of another shape) is logged once the load succeeded (a
-    # pretrained encoder's new qa_outputs is expected); a failed load gives it to the traceback of --debug instead
+    # transformers' load report (weights missing, unexpected or of another shape) is logged once the load succeeded, in
+    # one line where it says only what a pretrained encoder always gets (a new qa_outputs, its pretraining heads unused);
+    # a failed load gives it to the traceback of --debug instead
+    missing, unexpected = [], []
     try:
         with held_back(LOAD_REPORT_LOG) as report:
             if pretrained and not spec.random_init:
-                model = AutoModelForQuestionAnswering.from_pretrained(spec.source, config=config, **options)
+                model, loading = AutoModelForQuestionAnswering.from_pretrained(
+                    spec.source, config=config, output_loading_info=True, **options)
+                missing, unexpected = sorted(loading["missing_keys"]), sorted(loading["unexpected_keys"])
+                check_no_missing_weights(spec, config, missing)
             else:
                 model = AutoModelForQuestionAnswering.from_config(config, **options)
     except LOAD_ERRORS as error:
@@ -99,8 +117,14 @@ def span(spec: ModelSpec, *, pretrained: bool):
             cause = RuntimeError("\n".join(record.getMessage() for record in report))
             cause.__cause__ = error
         raise load_error(spec, error, reported=bool(report)) from cause
+    new_head_only = bool(missing) and all(key.startswith("qa_outputs.") for key in missing)
     for record in report:
-        LOAD_REPORT_LOG.handle(record)
+        if not (new_head_only and "LOAD REPORT" in record.getMessage()):
+            LOAD_REPORT_LOG.handle(record)
+    if new_head_only:
+        unused = f"; {len(unexpected)} weights of its pretraining heads unused ({', '.join(unexpected[:2])}, ...)" if unexpected else ""
+        log.warning("model '%s': the span head (qa_outputs) starts from random values, as on any pretrained encoder%s",
+                    spec.source, unused)
     return model
 
 

@@ -1,9 +1,11 @@
 """The `qaframe` command line: a click group whose subcommands load lazily from qaframe.commands, and what its
 commands share: the path type, `qaframe run`'s options for the commands that take some of them, the --device check.
 
-User errors (UserError, click usage errors) end in one line on stderr and exit code 2;
-`--debug` (or QAFRAME_DEBUG=1) shows the traceback instead, and, in the commands that load a saved
-model, transformers' progress bar, otherwise off (`run` keeps it, with the hub's download bars).
+User errors (UserError, click usage errors) end in one line on stderr and exit code 2, bugs in one
+`Internal error:` line and exit code 1, Ctrl-C in one `Interrupted` line and exit code 130.
+`--debug` anywhere on the command line (or QAFRAME_DEBUG=1) shows the traceback instead, with the
+same exit code, and, in the commands that load a saved model, transformers' progress bar, otherwise
+off (`run` keeps it, with the hub's download bars).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -100,15 +103,15 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attribute)
 
 
-def debug_enabled(argv: list[str] | None) -> bool:
-    """Whether tracebacks were asked for (--debug in `argv`, sys.argv[1:] when None, or QAFRAME_DEBUG=1)."""
-    args = sys.argv[1:] if argv is None else argv
+def debug_enabled(args: list[str]) -> bool:
+    """Whether tracebacks were asked for (--debug anywhere in `args`, or QAFRAME_DEBUG=1)."""
     return "--debug" in args or os.environ.get("QAFRAME_DEBUG", "") not in ("", "0")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qaframe")
-# declared for parsing and --help only: `main` reads it with `debug_enabled`, outside click, where errors are caught
+# declared for --help only: `main` reads it with `debug_enabled` and takes it out of the arguments wherever it is,
+# outside click, where errors are caught
 @click.option("--debug", is_flag=True, expose_value=False, help="Show full tracebacks instead of one-line errors.")
 def cli() -> None:
     """Fine-tune, evaluate and serve extractive question-answering models (Korean first)."""
@@ -134,18 +137,28 @@ def usage_message(error: click.UsageError) -> str:
 
 # commands that load a saved model folder: nothing to download, so transformers' "Loading weights" bar is noise
 LOADS_SAVED_MODEL = {"predict", "evaluate", "serve"}
+def fail(line: str, exit_code: int, debug: bool) -> NoReturn:
+    """Exit with `exit_code` after `line` on stderr, or under --debug after the traceback of the error being handled."""
+    if debug:
+        traceback.print_exc()
+    else:
+        click.echo(line, err=True)
+    sys.exit(exit_code)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn errors into one line and an exit code."""
-    debug = debug_enabled(argv)
-    words = [arg for arg in (sys.argv[1:] if argv is None else argv) if not arg.startswith("-")]
+    args = sys.argv[1:] if argv is None else argv
+    debug = debug_enabled(args)
+    args = [arg for arg in args if arg != "--debug"]
+    words = [arg for arg in args if not arg.startswith("-")]
     if not debug and words[:1] and words[0] in LOADS_SAVED_MODEL:  # read by transformers when imported
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        result = cli.main(args=argv, prog_name="qaframe", standalone_mode=False)
-    except click.Abort:
-        click.echo("Aborted.", err=True)
+        result = cli.main(args=args, prog_name="qaframe", standalone_mode=False)
+    except click.Abort as error:  # Ctrl-C: click turns KeyboardInterrupt into Abort, after a newline ending the ^C echo
+        kept = str(error.__cause__ or "")  # a KeyboardInterrupt's message says what the command kept
+        click.echo(f"Interrupted: {kept}" if kept else "Interrupted.", err=True)
         sys.exit(130)
     except click.exceptions.NoArgsIsHelpError as error:  # plain `qaframe`: the help, as --help prints it
         click.echo(error.ctx.get_help())
@@ -158,19 +171,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {one_line(error.format_message())}", err=True)
         sys.exit(error.exit_code)
     except UserError as error:
-        if debug:
-            raise
-        click.echo(f"Error: {error}", err=True)
-        sys.exit(UserError.exit_code)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+        fail(f"Error: {error}", UserError.exit_code, debug)
     except Exception as error:
-        if debug:
-            raise
         message = one_line(f"{type(error).__name__}: {error}")
-        click.echo(f"Internal error: {message}{raised_at(error)} (rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+        fail(f"Internal error: {message}{raised_at(error)} (rerun with --debug for the traceback)", 1, debug)
     sys.exit(result if isinstance(result, int) else 0)  # --version and --help return their exit code
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,15 @@ from qaframe.io import cache_root
 PRECISIONS = ("auto", "32", "bf16-mixed", "16-mixed")
 MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's values
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that record CUDA graphs on a GPU
 SPAWNING_STRATEGIES = ("ddp_spawn", "ddp_fork", "ddp_notebook")  # Lightning strategies that train in child processes
+# what tells a process of a multi-node run its node, as Lightning 2.6 reads it (lightning_fabric.plugins.environments):
+# NODE_RANK or GROUP_RANK (a start by hand on each node, torchrun), TORCHELASTIC_RUN_ID (torchrun), an MPI launcher's
+# OMPI_COMM_WORLD_SIZE or PMI_SIZE (OpenMPI, MPICH; Lightning also needs mpi4py), SLURM_NTASKS (srun; not in a job
+# named bash or interactive, which Lightning leaves to the others), and LSF's jsrun, all of LSF_VARIABLES.
+# Lightning never detects Kubeflow's environment itself: a Kubeflow job passes when it runs torchrun or sets NODE_RANK.
+NODE_VARIABLES = ("NODE_RANK", "GROUP_RANK", "TORCHELASTIC_RUN_ID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+LSF_VARIABLES = ("LSB_JOBID", "LSB_DJOB_RANKFILE", "JSM_NAMESPACE_LOCAL_RANK", "JSM_NAMESPACE_SIZE")
 # options left unset get these values, by whether the model starts from random weights
 MODEL_DEFAULTS = {
     "random_init": {"learning_rate": 1e-3, "max_epochs": 8, "train_batch_size": 16},
@@ -46,7 +55,9 @@ MODEL_DEFAULTS = {
 PER_MODEL = "; default: {pretrained} for a pretrained model, {random_init} for one built with random weights."
 # what a checkpoint holds (the weights' shapes, the optimizer's and scheduler's state): a resumed run must keep them,
 # since the checkpoint's state would fail to load or silently replace a new value (a new learning rate had no effect)
-KEPT_ON_RESUME = ("model", "head", "optimizer", "scheduler", "learning_rate", "weight_decay")
+# what a checkpoint holds or was chosen on: the model and its training, and the data (dev F1 picks the best checkpoint)
+KEPT_ON_RESUME = ("model", "head", "optimizer", "scheduler", "learning_rate", "weight_decay", "corpus", "data_dir", "train_file",
+                  "dev_file")
 SEEDS = (0, 2**32 - 1)  # the seeds numpy (and so Lightning's seed_everything) accepts
 # what the Korean NLP book (nlpbook, ratsnlp's QATrainArguments) names otherwise: its name -> qaframe's option (and value)
 NLPBOOK_NAMES = {
@@ -153,8 +164,9 @@ class RunConfig:
         return config
 
     def validate(self) -> None:
-        """Raise UserError (naming the flag) for values no run can use; whether the window settings leave room for
-        context is the featurizer's check, which knows its windows' special tokens."""
+        """Raise UserError (naming the flag) for values no run can use, or no run started here can (16-mixed on the CPU,
+        several nodes without a launcher, which would wait for the others forever); whether the window settings leave
+        room for context is the featurizer's check, which knows its windows' special tokens."""
         positive = ("max_epochs", "train_batch_size", "eval_batch_size", "accumulate_grad_batches", "max_seq_length",
                     "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of", "progress_every")
         for name in positive:
@@ -182,10 +194,28 @@ class RunConfig:
             )
         if self.compile_mode != "default" and not self.compile:
             raise UserError(f"--compile-mode {self.compile_mode} needs --compile")
+        if self.compile_mode in CUDA_GRAPH_MODES and self.accumulate_grad_batches > 1:
+            raise UserError(
+                f"--compile-mode {self.compile_mode} records CUDA graphs, whose gradient buffers the next batch's backward "
+                f"overwrites before --accumulate-grad-batches {self.accumulate_grad_batches} adds to them; use --compile-mode "
+                "default, or a larger --train-batch-size instead of accumulating"
+            )
         if self.limit_train_batches == 0:
             raise UserError("--limit-train-batches 0 would train on nothing; use at least 1, or a fraction such as 0.1")
         if self.limit_val_batches == 0:
             raise UserError("--limit-val-batches 0 would skip evaluation, which picks the best checkpoint; use at least 1")
+        if self.num_nodes > 1 and not multi_node_launch():
+            raise UserError(
+                f"--num-nodes {self.num_nodes}: no multi-node launcher in the environment, so the run would wait for the "
+                "other nodes forever; start the same command on each node with MASTER_ADDR, MASTER_PORT and NODE_RANK "
+                "set, or under SLURM (srun) or torchrun"
+            )
+        if self.precision == "16-mixed" and self.accelerator in ("cpu", "auto"):
+            import torch  # here only: the CLI starts without it
+
+            # Lightning's auto accelerator: CUDA, else MPS (which computes float16 too), else the CPU
+            if self.accelerator == "cpu" or not (torch.cuda.is_available() or torch.backends.mps.is_available()):
+                raise UserError("--precision 16-mixed needs a CUDA GPU; on the CPU use 32 or bf16-mixed")
 
     # -- resolved values -------------------------------------------------------------
     def resolved_output_dir(self) -> Path:
@@ -217,13 +247,15 @@ class RunConfig:
         source = checkpoint.parent.parent / "config.yaml"
         if checkpoint.parent.name != "checkpoints" or not source.is_file():
             return
-        now, earlier = self.with_model_defaults(random_init), RunConfig.from_sources(source).with_model_defaults(random_init)
+        # the earlier run's options, read but not validated: they were, on the machines it ran on (another precision ...)
+        now, earlier = self.with_model_defaults(random_init), RunConfig(**read_yaml(source)).with_model_defaults(random_init)
         for name in KEPT_ON_RESUME:
-            if getattr(now, name) != getattr(earlier, name):
+            if same_value(getattr(now, name)) != same_value(getattr(earlier, name)):
                 raise UserError(
-                    f"--resume {self.resume}: {flag(name)} {getattr(now, name)} differs from the {getattr(earlier, name)} the "
-                    f"checkpoint was trained with ({source}); resume with that value (e.g. --config {source}), or train on "
-                    f"in a new run from the exported model (--model {source.parent / 'model'})"
+                    f"--resume {self.resume}: {flag_value(name, getattr(now, name))} here, but "
+                    f"{flag_value(name, getattr(earlier, name))} in the run that wrote the checkpoint ({source}); resume "
+                    f"with its options (e.g. --config {source}), or train on in a new run from the exported model "
+                    f"(--model {source.parent / 'model'})"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +272,22 @@ class RunConfig:
         filled = model_defaults or {}
         return "".join(f"{line.rstrip()}  # {filled[name]}, the default for this model\n" if (name := line.split(":")[0]) in filled
                        else line for line in text.splitlines(keepends=True))
+
+
+def multi_node_launch() -> bool:
+    """Whether the environment tells this process its node (NODE_VARIABLES, SLURM's srun, LSF_VARIABLES)."""
+    slurm = "SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+    return slurm or any(name in os.environ for name in NODE_VARIABLES) or all(name in os.environ for name in LSF_VARIABLES)
+
+
+def same_value(value: Any) -> Any:
+    """`value` in a form equal for equal options: a path resolved (data/x.json and ./data/x.json are one file)."""
+    return value.resolve() if isinstance(value, Path) else value
+
+
+def flag_value(name: str, value: Any) -> str:
+    """An option as a command line gives it: `--name value`, or `no --name` when unset."""
+    return f"no {flag(name)}" if value is None else f"{flag(name)} {value}"
 
 
 def flag(name: str) -> str:

@@ -60,8 +60,8 @@ def require_offsets(features: Features, featurizer_name: str) -> None:
     """UserError when features lack the offsets that evaluation and prediction decode answers through."""
     if features.offsets is None:
         raise UserError(
-            f"featurizer '{featurizer_name}' makes no offset mapping, so its windows cannot be decoded into answers; use "
-            "--featurizer sliding-window, or make its featurize() record offsets (docs/hooks.md)"
+            f"featurizer '{featurizer_name}' makes no offset mapping, so its windows cannot be decoded into answers; make "
+            "its featurize() record offsets (docs/hooks.md), or use the sliding-window featurizer"
         )
 
 

@@ -2,14 +2,15 @@
 
 A text file that cannot be read (missing, not UTF-8) or folder that cannot be written (read-only,
 a file where a folder should be, a full disk) is a UserError naming the path, and so is JSON that
-cannot be parsed. Nothing is
-ever left half-written.
+cannot be parsed. Nothing is ever left half-written: a symbolic link is written through (its file
+replaced atomically), a FIFO or device written in place, and several files can be replaced as a set.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,33 +82,80 @@ def share(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
+def _written_in_place(target: Path) -> bool:
+    """Whether `target` is an existing FIFO, device or socket (a symbolic link followed): written directly, since a
+    rename would replace it with a plain file."""
+    try:
+        mode = os.stat(target).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextmanager
+def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
+    """Yield, for each of `targets`, the path to write its new content at; they replace the targets when the block succeeds.
+
+    For a file (or a name not there yet) that is a temporary file beside it, beside the file a
+    symbolic link names (the link stays). Once the block has written them all, each is synced to
+    disk, and only then do they replace their targets, in the order given: an error before that
+    leaves every target as it was. An existing FIFO or device is yielded itself, written in place.
+    """
+    paths, staged = [], []
+    try:
+        for target in map(Path, targets):
+            if _written_in_place(target):
+                paths.append(target)
+                continue
+            real = Path(os.path.realpath(target))
+            real.parent.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+            os.close(handle)
+            staged.append((Path(name), real))
+            paths.append(Path(name))
+            share(name)  # mkstemp makes it private
+        yield paths
+        for temporary, _ in staged:
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+        for temporary, real in staged:
+            os.replace(temporary, real)
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it replaces `target` in one rename."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    temporary = Path(name)
-    share(temporary)  # mkstemp makes it private
+    """`atomic_paths` for one target: yields its one path."""
+    with atomic_paths(target) as [path]:
+        yield path
+
+
+def write_texts(texts: dict[str | Path, str]) -> None:
+    """Write UTF-8 files (target: text) as one set through `atomic_paths`: none is replaced unless all were written;
+    UserError naming the file being written (once all are, every file) when one cannot be."""
+    failed = list(texts)
     try:
-        yield temporary
-        with open(temporary, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+        with atomic_paths(*texts) as paths:
+            for (target, text), path in zip(texts.items(), paths):
+                failed = [target]
+                path.write_text(text, encoding="utf-8")
+            failed = list(texts)
+    except OSError as error:
+        raise UserError(f"cannot write {', '.join(map(str, failed))}: {error.strerror or error}") from None
 
 
 def write_text(target: str | Path, text: str) -> None:
     """Write UTF-8 text atomically; UserError naming the file when it cannot be written."""
-    try:
-        with atomic_path(target) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot write {target}: {error.strerror or error}") from None
+    write_texts({target: text})
+
+
+def json_text(data: Any) -> str:
+    """JSON as qaframe writes it: human-readable, Korean kept as is."""
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
 def write_json(target: str | Path, data: Any) -> None:
-    """Write JSON atomically, UTF-8, human-readable (Korean kept as is)."""
-    write_text(target, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """Write JSON (`json_text`) atomically."""
+    write_text(target, json_text(data))

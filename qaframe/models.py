@@ -7,6 +7,7 @@ transformers is imported inside the functions so that importing this module stay
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import os
@@ -14,6 +15,7 @@ import re
 import socket
 import sys
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlparse
 
 from qaframe import plugins
@@ -100,20 +102,32 @@ def native_bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
 
 
-def configure_cuda_kernels(*, matmul_precision: str = "high", cudnn_attention: bool = False) -> None:
-    """Process-wide kernel choices for running on a CUDA GPU; call only when the model runs there.
+@contextlib.contextmanager
+def cuda_kernels(device, *, matmul_precision: str = "high", cudnn_attention: bool = False) -> Iterator[None]:
+    """Within: the kernel choices for running on `device`, restored after (nothing changes unless it is a CUDA device).
 
     `matmul_precision`: torch.set_float32_matmul_precision (high: TF32 for float32 matmuls).
     `cudnn_attention`: whether SDPA may pick cuDNN's attention kernels. On Hopper and newer,
     PyTorch puts them first, and cuDNN builds an execution plan for every new batch shape, at
     hundreds of milliseconds each; qaframe pads every batch to its own width, so a plan would be
     built for nearly every batch early in training and for each single question answered. Off,
-    SDPA takes flash or memory-efficient attention, which need no plan.
+    SDPA takes flash or memory-efficient attention, which need no plan. Both switches are
+    process-wide in torch, so they are set only for the work inside and then put back: a program
+    that uses the Predictor keeps its own settings.
     """
     import torch
 
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    before = torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()
     torch.set_float32_matmul_precision(matmul_precision)
     torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cuda.enable_cudnn_sdp(before[1])
 
 
 def _file_errors() -> tuple[type[Exception], ...]:

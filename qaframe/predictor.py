@@ -21,12 +21,13 @@ import numpy as np
 import torch
 
 from qaframe import plugins
+from qaframe.config import MATMUL_PRECISIONS
 from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, example_lengths
 from qaframe.decoding import postprocess
 from qaframe.errors import ContextWithoutTokens, UserError
-from qaframe.features import build_featurizer
+from qaframe.features import build_featurizer, require_offsets
 from qaframe.io import parse_json, read_text
-from qaframe.models import (MODEL_INPUTS, check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, model_inputs,
+from qaframe.models import (MODEL_INPUTS, check_max_seq_length, cuda_kernels, load_config, load_tokenizer, model_inputs,
                              native_bf16, position_limit, takes_prepared_mask)
 from qaframe.types import REFINER_STATE_FILE, Features, FeaturizerSettings, ModelSpec, QAExample, TrainableRefiner
 
@@ -59,12 +60,13 @@ def inference_dtype(device: Any) -> torch.dtype:
 
 
 def window_logits(model, features: Features, *, pad_token_id: int, batch_size: int = 64,
-                  device: Any = "cpu", precision: str = "32", limit_batches: int | float | None = None,
-                  group_by_length: bool = True, replicas: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  device: Any = "cpu", precision: str = "32", pad_to_multiple_of: int = 1,
+                  limit_batches: int | float | None = None, group_by_length: bool = True,
+                  replicas: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Start and end logits of every window as (windows, longest window) float32 arrays, left-aligned.
 
     Batches run shortest first (in stored order without `group_by_length`), each example's windows
-    together. `limit_batches` (a count, or a fraction of the batches) stops early for smoke runs:
+    together, padded as a run's validation pads them (`pad_to_multiple_of`). `limit_batches` (a count, or a fraction of the batches) stops early for smoke runs:
     it takes the windows that validation on `replicas` devices at `batch_size` each took, so a
     run's final evaluation scores the examples that chose its best checkpoint. Returns (start,
     end, seen) where `seen` marks the windows computed.
@@ -76,7 +78,7 @@ def window_logits(model, features: Features, *, pad_token_id: int, batch_size: i
         count = int(limit_batches * len(every)) if isinstance(limit_batches, float) else int(limit_batches)
         every = every[: max(1, count)]
     batches = [batch[i : i + batch_size].tolist() for batch in every for i in range(0, len(batch), batch_size)]
-    collate = PadCollator(features, pad_token_id)
+    collate = PadCollator(features, pad_token_id, pad_to_multiple_of)
     width = int(features.lengths.max())
     start_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
     end_all = np.full((len(features), width), UNSEEN, dtype=np.float32)
@@ -117,7 +119,7 @@ class Predictor:
 
     def __init__(self, model, tokenizer, featurizer, *, name: str, refiner=None, n_best_size: int = 20,
                  max_answer_length: int = 30, device: str = "cpu", batch_size: int = 32, precision: str = "32",
-                 metadata: dict | None = None):
+                 pad_to_multiple_of: int = 1, kernels: dict | None = None, metadata: dict | None = None):
         self.model = model
         self.tokenizer = tokenizer
         self.featurizer = featurizer
@@ -128,6 +130,8 @@ class Predictor:
         self.device = device
         self.batch_size = batch_size
         self.precision = precision
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.kernels = kernels or {}  # cuda_kernels' settings
         self.metadata = metadata or {}
         self._lock = threading.Lock()
 
@@ -136,8 +140,9 @@ class Predictor:
         """Load a model folder (qaframe's or a plain Hugging Face QA one) onto `device`.
 
         `as_trained`: compute as the run's own evaluation did (float32 weights, under the run's
-        precision as qaframe.json records it), so `qaframe evaluate` reproduces the run's scores.
-        Otherwise the fastest way for the device (`inference_dtype`), for predicting and serving.
+        precision, batch widths and GPU kernel choices as qaframe.json records them), so `qaframe
+        evaluate` reproduces the run's scores. Otherwise the fastest way for the device
+        (`inference_dtype`, batches padded to their longest window only), for predicting and serving.
         """
         folder = Path(folder)
         if not folder.is_dir():
@@ -156,25 +161,27 @@ class Predictor:
         model = host.create("head", metadata.get("head", "span"), spec, pretrained=True)
         if as_trained:
             dtype, precision = torch.float32, metadata.get("precision", "32")
+            pad_to_multiple_of = metadata.get("pad_to_multiple_of", 1)
+            kernels = {key: metadata[key] for key in ("matmul_precision", "cudnn_attention") if key in metadata}
         else:
             dtype = inference_dtype(device)
             precision = "bf16-mixed" if dtype == torch.bfloat16 else "32"
+            pad_to_multiple_of, kernels = 1, {}  # questions come in every length: no per-shape cuDNN attention plans
         model.to(device, dtype=dtype).eval()
-        if torch.device(device).type == "cuda":
-            configure_cuda_kernels()  # questions come in every length: no per-shape cuDNN attention plans
         name = folder.resolve().parent.name if folder.resolve().name == "model" else folder.resolve().name
         return cls(
             model, tokenizer, featurizer, name=name, refiner=refiner,
             n_best_size=metadata.get("n_best_size", 20), max_answer_length=metadata.get("max_answer_length", 30),
-            device=device, precision=precision, metadata=metadata,
+            device=device, precision=precision, pad_to_multiple_of=pad_to_multiple_of, kernels=kernels, metadata=metadata,
         )
 
     def logits(self, features: Features) -> tuple[np.ndarray, np.ndarray]:
         """Left-aligned start and end logits of every window."""
-        start, end, _ = window_logits(
-            self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0,
-            batch_size=self.batch_size, device=self.device, precision=self.precision,
-        )
+        with cuda_kernels(self.device, **self.kernels):
+            start, end, _ = window_logits(
+                self.model, features, pad_token_id=self.tokenizer.pad_token_id or 0, batch_size=self.batch_size,
+                device=self.device, precision=self.precision, pad_to_multiple_of=self.pad_to_multiple_of,
+            )
         return start, end
 
     def answer(self, items: Sequence[tuple[str, str]], top_k: int = 1) -> list[list[dict]]:
@@ -189,6 +196,7 @@ class Predictor:
         examples = [QAExample(id=str(i), title="", question=q, context=c) for i, (q, c) in enumerate(items)]
         with self._lock:  # fast tokenizers and the model are not safe to call from several threads at once
             features = self.featurizer.featurize(examples, self.tokenizer)
+            require_offsets(features, self.metadata.get("featurizer", "sliding-window"))
             check_context_tokens(features, len(examples))
             start, end = self.logits(features)
         decoded = postprocess(
@@ -280,6 +288,12 @@ def validate_metadata(data: dict, path: Path) -> None:
                 problems.append(f"featurizer_settings.{key} must be an integer of at least {SETTING_MINIMUMS[key]}, got {reprlib.repr(value)}")
     if "precision" in data and data["precision"] not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {reprlib.repr(data['precision'])}")
+    if "pad_to_multiple_of" in data and not is_count(data["pad_to_multiple_of"], 1):
+        problems.append(f"pad_to_multiple_of must be a positive integer, got {reprlib.repr(data['pad_to_multiple_of'])}")
+    if "matmul_precision" in data and data["matmul_precision"] not in MATMUL_PRECISIONS:
+        problems.append(f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got {reprlib.repr(data['matmul_precision'])}")
+    if "cudnn_attention" in data and not isinstance(data["cudnn_attention"], bool):
+        problems.append(f"cudnn_attention must be true or false, got {reprlib.repr(data['cudnn_attention'])}")
     if problems:
         raise UserError(f"{path}: {'; '.join(problems)}")
 

@@ -4,11 +4,13 @@
 does. Everything cheap that can fail (unknown names, a model that cannot be found, a
 max_seq_length above the model's position limit, a bad --resume, an option the checkpoint
 holds changed on resume) fails in `prepare`, before data is read; `qaframe run --print-config`
-makes the same checks but one: an earlier run in the output folder, which it does not touch.
+makes the same checks but one: earlier results in the output folder (a run's, an evaluation's),
+which it does not touch.
 
 Checkpoints. In <output>/checkpoints one ModelCheckpoint keeps the best by val_f1 and another
 last.ckpt, both written after every validation (at each epoch's end, and where --max-steps stops
-training, which is validated there even in mid-epoch).
+training, which is validated there even in mid-epoch), each atomically (`CheckpointFiles`): a
+checkpoint that cannot be written stops the run in one line saying how to continue it.
 Lightning 2.6 reads a checkpoint with `torch.load(path, weights_only=...)` (lightning_fabric's
 `_load`); `fit(ckpt_path=..., weights_only=True)` is passed explicitly, and the best checkpoint
 is read here with `torch.load(..., weights_only=True)`, so nothing in a checkpoint is unpickled
@@ -19,7 +21,7 @@ The final evaluation runs on global rank 0 only, in one process, with the best w
 plain inference loop, see qaframe.predictor.window_logits), so it is the same for every
 strategy; the other ranks return after training.
 
-Outputs are written atomically (qaframe.io), metrics.json last: its presence means the run
+Outputs are written as one set (`write_outputs`), metrics.json last: its presence means the run
 completed. Its scores name the data they are about (`scored_metrics`).
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 from pickle import UnpicklingError
 import resource
@@ -39,6 +42,7 @@ import warnings
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from functools import partial
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -46,13 +50,14 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
 from qaframe.errors import UserError, held_back, one_line
 from qaframe.features import build_featurizer, load_or_build, require_offsets
-from qaframe.models import (check_max_seq_length, configure_cuda_kernels, load_config, load_tokenizer, native_bf16,
+from qaframe.models import (check_max_seq_length, cuda_kernels, load_config, load_tokenizer, native_bf16,
                             require_weights, resolve_model)
 from qaframe.predictor import METADATA_FILE, Predictor, window_logits
 from qaframe.task import Evaluator, QADataModule, QATask
@@ -61,8 +66,9 @@ from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, CorpusSplit, Featu
 
 Echo = Callable[[str], None]
 RANK_ZERO_LOG = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # Lightning's messages, from global rank 0 only
-# Lightning advertises a cloud logger on every Trainer it builds; a run's output keeps to the run
-RANK_ZERO_LOG.addFilter(lambda record: not record.getMessage().startswith("💡 Tip"))
+# Lightning advertises a cloud logger on every Trainer it builds, and notes Ctrl-C before it stops (the CLI's
+# `Interrupted` line says what was kept); a run's output keeps to the run
+RANK_ZERO_LOG.addFilter(lambda record: not record.getMessage().lstrip().startswith(("💡 Tip", "Detected KeyboardInterrupt")))
 # warnings of Lightning's with nothing to act on, hidden while a run trains (`quiet_training`)
 EXPECTED_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch 2.13 deprecates a pytree class Lightning 2.6 builds every step
@@ -122,6 +128,8 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
     training, and one already past `max_steps` (its outputs would report more steps than asked for)."""
     if resume is None:
         return None
+    if not resume.strip():
+        raise UserError("--resume is empty; pass last (the output folder's last checkpoint) or a .ckpt file")
     path = output_dir / "checkpoints" / "last.ckpt" if resume == "last" else Path(resume)
     if not path.is_file():
         raise UserError(f"--resume {resume}: no checkpoint at {path}; start without --resume, or pass an existing .ckpt file")
@@ -131,9 +139,14 @@ def resolve_resume(resume: str | None, output_dir: Path, max_steps: int = -1) ->
         reason = one_line(str(error))[:200]
         raise UserError(f"--resume {resume}: {path} is not a checkpoint that can be loaded safely ({reason}); "
                         "pass a checkpoint written by `qaframe run`") from None
-    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= state.keys() or not isinstance(state["state_dict"], dict):
-        raise UserError(f"--resume {resume}: {path} is not a training checkpoint of `qaframe run` (it lacks "
-                        f"{', '.join(sorted(CHECKPOINT_KEYS - state.keys())) or 'a state_dict of tensors'}); "
+    if not isinstance(state, dict):
+        lacks = f"a dict of training state: it holds a {type(state).__name__}"
+    elif not CHECKPOINT_KEYS <= state.keys():
+        lacks = ", ".join(sorted(CHECKPOINT_KEYS - state.keys()))
+    else:
+        lacks = "" if isinstance(state["state_dict"], dict) else "a state_dict of tensors"
+    if lacks:
+        raise UserError(f"--resume {resume}: {path} is not a training checkpoint of `qaframe run` (it lacks {lacks}); "
                         "pass a .ckpt file from <output-dir>/checkpoints")
     if max_steps != -1 and int(state.get("global_step", 0)) > max_steps:
         raise UserError(f"--resume {resume}: {path} was written after {state['global_step']} optimizer steps, past "
@@ -152,11 +165,15 @@ def _require_split(corpus, name: str, split: str, options: CorpusOptions) -> Non
 def _load_split(corpus, name: str, split: str, options: CorpusOptions, echo: Echo) -> CorpusSplit:
     _require_split(corpus, name, split, options)
     loaded = corpus.load(split)
-    check_examples(loaded.examples, f"corpus '{name}', {split} split")
+    where = f"corpus '{name}', {split} split"
+    check_examples(loaded.examples, where)
+    if not any(example.answers for example in loaded.examples):  # a plugin's split; the built-in loaders refuse this already
+        raise UserError(f"{where}: no answerable questions ({len(loaded.examples)} examples, none with an answer); "
+                        "training and scoring need answered questions")
     parts = []
     if loaded.repaired:
-        parts.append(f"repaired {len(loaded.repaired)} answers (answer_start moved to the nearest occurrence of the text, or "
-                     f"invisible characters trimmed from its ends): {_first_few(loaded.repaired)}")
+        parts.append(f"repaired {len(loaded.repaired)} answers or records (text brought to Unicode NFC, whitespace trimmed "
+                     f"from an answer's ends, or answer_start moved to the nearest occurrence of the text): {_first_few(loaded.repaired)}")
     if loaded.skipped:
         parts.append(f"skipped {len(loaded.skipped)} answers or records: "
                      f"{_first_few([f'{record} ({reason})' for record, reason in loaded.skipped])}")
@@ -241,6 +258,7 @@ def prepare(config: RunConfig, *, fetch: bool = True, training: bool = True) -> 
     given = dataclasses.replace(config, refiner=refiner_name, output_dir=config.resolved_output_dir(),
                                 cache_dir=config.resolved_cache_dir())
     config = given.with_model_defaults(spec.random_init)
+    io.check_writable_folder(config.cache_dir, f"--cache-dir {config.cache_dir}")
     check_output_dir(config.output_dir, new_run=training and config.resume is None)
     resume = resolve_resume(config.resume, config.output_dir, config.max_steps)
     if resume is not None:
@@ -257,13 +275,21 @@ RUN_FILES = ("config.yaml", "predictions.json", "nbest_predictions.json", "metri
 def check_output_dir(output_dir: Path, *, new_run: bool) -> None:
     """UserError unless `qaframe run` can write in `output_dir`, where what it writes is absent or of its kind (a folder
     where it makes one, a file where it writes one): found after training, a clash would cost the run. A `new_run` (one
-    that does not resume) is also refused where an earlier run's checkpoints or model are, which it would replace."""
+    that does not resume) is also refused where an earlier run's checkpoints or model are, or an evaluation's results
+    (metrics.json), which it would replace. A folder's name must be UTF-8, and every run folder in it writable."""
+    try:
+        str(output_dir).encode("utf-8")
+    except UnicodeEncodeError:  # transformers saves the model's files under names it encodes as UTF-8
+        raise UserError(f"--output-dir {os.fsencode(output_dir).decode('utf-8', 'backslashreplace')}: the name is not UTF-8, "
+                        "which the model's files cannot be saved under; choose a folder whose name is UTF-8") from None
     label = f"--output-dir {output_dir}"
     io.check_writable_folder(output_dir, label)
     for name in RUN_FOLDERS:
         if (output_dir / name).exists() and not (output_dir / name).is_dir():
             raise UserError(f"{label}: {output_dir / name} is a file where the run writes a folder; move it away or choose "
                             "another --output-dir")
+        if (output_dir / name).is_dir():
+            io.check_writable_folder(output_dir / name, label)
     for name in RUN_FILES:
         if (output_dir / name).is_dir():
             raise UserError(f"{label}: {output_dir / name} is a folder where the run writes a file; move it away or choose "
@@ -277,6 +303,9 @@ def check_output_dir(output_dir: Path, *, new_run: bool) -> None:
     if (output_dir / "model").is_dir():
         raise UserError(f"{output_dir / 'model'} holds the model of an earlier run, which this run would replace; "
                         "choose another --output-dir, or remove that run to train again there")
+    if (output_dir / "metrics.json").exists():
+        raise UserError(f"{label} holds the results of an evaluation (metrics.json), which this run would replace; "
+                        "choose another --output-dir")
 
 
 def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] = ()) -> RunResult:
@@ -293,11 +322,13 @@ def run(config: RunConfig, echo: Echo = _stderr, callbacks: Sequence[Callback] =
     task = _task(plan, trainer, evaluator)
     for record in banner:
         RANK_ZERO_LOG.handle(record)
-    _fit(plan, trainer, task, train, dev)
-    if not trainer.is_global_zero:
-        return RunResult(output_dir, {}, is_global_zero=False)
-    best = best_checkpoint(output_dir / "checkpoints", checkpoint.best_model_path)
-    evaluation, eval_seconds = _evaluate_best(plan, trainer, task, best, evaluator, dev)
+    with cuda_kernels(trainer.strategy.root_device, matmul_precision=config.matmul_precision,
+                      cudnn_attention=config.cudnn_attention):
+        _fit(plan, trainer, task, train, dev)
+        if not trainer.is_global_zero:
+            return RunResult(output_dir, {}, is_global_zero=False)
+        best = best_checkpoint(output_dir / "checkpoints", checkpoint.best_model_path)
+        evaluation, eval_seconds = _evaluate_best(plan, trainer, task, best, evaluator, dev)
     metrics = {
         **scored_metrics(evaluation, dev_split, metric=plan.corpus.metric, corpus=config.corpus, split_name="dev",
                          model=config.model, refiner=config.refiner),
@@ -368,8 +399,6 @@ def _fit(plan: Plan, trainer: pl.Trainer, task: QATask, train: Features, dev: Fe
     """Train `task` on the windows of `train`, validating on `dev`, from the checkpoint to resume from if any."""
     config, tokenizer = plan.config, plan.tokenizer
     device = trainer.strategy.root_device
-    if device.type == "cuda":
-        configure_cuda_kernels(matmul_precision=config.matmul_precision, cudnn_attention=config.cudnn_attention)
     datamodule = QADataModule(
         train, dev, pad_token_id=tokenizer.pad_token_id or 0,
         train_batch_size=config.train_batch_size, eval_batch_size=config.eval_batch_size, seed=config.seed,
@@ -380,8 +409,10 @@ def _fit(plan: Plan, trainer: pl.Trainer, task: QATask, train: Features, dev: Fe
         with quiet_training(resuming=plan.resume is not None):
             trainer.fit(task, datamodule=datamodule, ckpt_path=plan.resume, weights_only=True)
     except SystemExit:
-        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown
-            raise KeyboardInterrupt from None
+        if trainer.interrupted:  # Lightning turns Ctrl-C into exit(1) after its own shutdown; the CLI says what was kept
+            last = plan.config.output_dir / "checkpoints" / "last.ckpt"
+            raise KeyboardInterrupt(f"{last} holds the last validated step; continue with --resume last" if last.is_file()
+                                    else "no checkpoint was written yet") from None
         raise
     except MisconfigurationException as error:  # found as training starts (a --limit-* fraction under one batch)
         raise UserError(f"cannot train with these options: {error}") from None
@@ -399,7 +430,7 @@ def _evaluate_best(plan: Plan, trainer: pl.Trainer, task: QATask, best: str | No
     start, end, seen = window_logits(
         task.model, dev, pad_token_id=tokenizer.pad_token_id or 0,
         batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
-        limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
+        pad_to_multiple_of=config.pad_to_multiple_of, limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
     )
     return evaluator.evaluate(start, end, seen), time.perf_counter() - start_time
 
@@ -460,7 +491,7 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
             gradient_clip_val=config.gradient_clip_val or None,
             callbacks=[checkpoint, last, ValidateAtMaxSteps(), BatchSeed(config.seed), clock,
                        LossProgressBar(refresh_rate=config.progress_every), *callbacks],
-            logger=CSVLogger(output_dir, name="logs"),
+            logger=CSVLogger(output_dir, name="logs"), plugins=[CheckpointFiles()],
             default_root_dir=output_dir, num_sanity_val_steps=0, use_distributed_sampler=False,
             log_every_n_steps=config.progress_every,
             enable_model_summary=False, **limits,
@@ -472,6 +503,34 @@ def _trainer(config: RunConfig, output_dir: Path, callbacks: Sequence[Callback])
         raise UserError(f"cannot set up training with --accelerator {config.accelerator} --devices {config.devices} "
                         f"--strategy {config.strategy}: {error}") from None
     return trainer, checkpoint, clock
+
+
+class CheckpointFiles(TorchCheckpointIO):
+    """Lightning's checkpoint files (torch.save; read as Lightning reads them), each written through `io.atomic_path`.
+
+    Lightning's own writer writes a local file in place (a full disk leaves a truncated one) and
+    skips, silently, one it may not write; here no partial checkpoint ever appears, and one that
+    cannot be written stops the run with a UserError saying how to go on from what was saved.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        serialized = BytesIO()  # as Lightning does: an error in writing the file is then the OSError that says why
+        torch.save(checkpoint, serialized)
+        try:
+            with io.atomic_path(path) as temporary:
+                temporary.write_bytes(serialized.getbuffer())
+        except OSError as error:
+            raise UserError(f"cannot write checkpoint {path}: {error.strerror or error}; once files can be written there "
+                            f"(free space, permissions), {_how_to_go_on(path.parent)}") from None
+
+
+def _how_to_go_on(folder: Path) -> str:
+    """How to continue a run whose checkpoints are in `folder` after a checkpoint failed to be written."""
+    if (folder / "last.ckpt").is_file():
+        return "continue with --resume last"
+    saved = sorted(folder.glob("*.ckpt"))
+    return f"continue with --resume {saved[0]}" if saved else "run the same command again"
 
 
 class LossProgressBar(TQDMProgressBar):
@@ -496,6 +555,12 @@ class LossProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, pl_module)
         loss = trainer.callback_metrics.get("train_loss")
         return metrics if loss is None else {**metrics, "train_loss": loss.item()}
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        # closed now, the bars draw their last line before the error's, not after it as Python exits
+        for bar in (self._train_progress_bar, self._val_progress_bar):
+            if bar is not None:
+                bar.close()
 
 
 class WriteConfig(Callback):
@@ -579,8 +644,8 @@ class TrainClock(Callback):
 
 def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: str) -> dict[str, Any]:
     """The qaframe.json of an exported model: how to featurize, decode and refine for it, the plugins that provided
-    those names (loading warns when another plugin provides one now), and the precision its run evaluated in
-    (`qaframe evaluate` computes in it, to reproduce the scores)."""
+    those names (loading warns when another plugin provides one now), and how its run evaluated (precision, batch
+    widths, GPU kernel choices: `qaframe evaluate` computes that way, to reproduce the scores)."""
     host = plugins.get_host()
     named = {kind: getattr(config, kind) for kind in ("head", "featurizer", "refiner") if getattr(config, kind) != "none"}
     return {
@@ -593,6 +658,9 @@ def model_metadata(config: RunConfig, settings: FeaturizerSettings, precision: s
         "corpus": config.corpus,
         "base_model": config.model,
         "precision": precision,
+        "pad_to_multiple_of": config.pad_to_multiple_of,
+        "matmul_precision": config.matmul_precision,
+        "cudnn_attention": config.cudnn_attention,
         "plugins": {kind: host.registry(kind).get(name).provider.plugin for kind, name in named.items()},
     }
 
@@ -624,15 +692,11 @@ def write_model(model, tokenizer, folder: Path, metadata: dict[str, Any], refine
 
 
 def write_outputs(output_dir: Path, evaluation, metrics: dict[str, Any]) -> None:
-    """predictions.json ({id: text}), nbest_predictions.json, then metrics.json (last: it marks completion).
-
-    An earlier run's results stay until these replace them, so a command that fails keeps them;
-    its metrics.json goes first, so they never pass for this one's if writing stops half-way.
-    """
-    (output_dir / "metrics.json").unlink(missing_ok=True)
-    io.write_json(output_dir / "predictions.json", evaluation.predictions)
-    io.write_json(output_dir / "nbest_predictions.json", evaluation.nbest)
-    io.write_json(output_dir / "metrics.json", metrics)
+    """predictions.json ({id: text}), nbest_predictions.json and metrics.json, as one set (`io.write_texts`): none replaces
+    an earlier command's until all three are written, and metrics.json goes last, so that it marks a complete set."""
+    io.write_texts({output_dir / "predictions.json": io.json_text(evaluation.predictions),
+                    output_dir / "nbest_predictions.json": io.json_text(evaluation.nbest),
+                    output_dir / "metrics.json": io.json_text(metrics)})
 
 
 def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split: str = "dev",
@@ -644,6 +708,11 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
     if (output_dir / "model").is_dir():
         raise UserError(f"--output-dir {output_dir} holds a `qaframe run` (model/), whose metrics.json and predictions.json "
                         "this would replace; evaluate into another folder")
+    if (output_dir / "checkpoints").is_dir():
+        raise UserError(f"--output-dir {output_dir} holds the checkpoints of an unfinished `qaframe run`, for which a "
+                        "metrics.json would mean that the run completed; evaluate into another folder")
+    cache = cache_dir or io.cache_root()
+    io.check_writable_folder(cache, f"--cache-dir {cache}")
     host = plugins.get_host()
     if refiner not in (None, "none"):
         host.registry("refiner").get(refiner)  # an unknown name fails before the weights load
@@ -659,8 +728,8 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
         if isinstance(refiner_obj, TrainableRefiner):
             refiner_obj.fit(_load_split(corpus, corpus_name, "train", options, echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
-    cache = cache_dir or io.cache_root()
     features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
+    require_offsets(features, predictor.metadata.get("featurizer", "sliding-window"))
     start_time = time.perf_counter()
     start, end = predictor.logits(features)
     evaluator = Evaluator(loaded.examples, features, metric, refiner_obj, predictor.n_best_size, predictor.max_answer_length)

@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.plugins.precision import MixedPrecision, Precision
-
+from pytorch_lightning.strategies import FSDPStrategy
 from torch.utils.data import DataLoader
 
 from qaframe.data import UNSEEN, LengthGroupedBatchSampler, PadCollator, ResumableDataLoader, example_lengths
@@ -123,16 +123,27 @@ class QATask(pl.LightningModule):
         self.log("train_loss", loss, batch_size=len(start))  # the runner's progress bar reads it when it refreshes
         return loss
 
+    def on_fit_start(self) -> None:
+        """Train mode for every module: transformers 5 returns from_pretrained models in eval mode, and Lightning keeps
+        the modes it finds, so a pretrained encoder would otherwise train without dropout."""
+        self.train()
+
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Lightning's clipping, except under bf16-mixed, where nothing is loss-scaled.
+        """Lightning's clipping, except under bf16-mixed, where nothing is loss-scaled, and under FSDP.
 
         Lightning's mixed-precision plugin refuses to clip for any optimizer that unscales
         internally (fused AdamW), even when there is no scaler (bf16); the gradients are true
         gradients then, so they are clipped by the plain precision plugin's method. Under
         16-mixed (a scaler) the runner asks for an unfused optimizer, which the scaler unscales first.
+        Under FSDP each rank holds a shard of every gradient, and Lightning's FSDP plugin refuses to
+        clip by norm: the norm over all shards is the root FSDP module's `clip_grad_norm_` (qaframe
+        clips by norm only).
         """
         plugin = self.trainer.precision_plugin
-        if isinstance(plugin, MixedPrecision) and plugin.scaler is None:
+        if isinstance(self.trainer.strategy, FSDPStrategy):
+            if gradient_clip_val:
+                self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+        elif isinstance(plugin, MixedPrecision) and plugin.scaler is None:
             Precision.clip_gradients(plugin, optimizer, gradient_clip_val or 0.0, gradient_clip_algorithm or "norm")
         else:
             super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)

@@ -47,7 +47,7 @@ class CorpusSplit:
 
     examples: list[QAExample]
     files: tuple[Path, ...] = ()
-    repaired: list[str] = field(default_factory=list)  # example ids whose answer_start was moved to its text
+    repaired: list[str] = field(default_factory=list)  # record ids, one per repaired answer and one per record brought to NFC
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (example id, reason)
 
 

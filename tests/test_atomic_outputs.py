@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -159,12 +161,36 @@ def test_a_run_killed_while_writing_outputs_leaves_nothing_that_looks_complete(k
     command = [*TINY_RUN, "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache")]
     killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, killed_at, *command], capture_output=True, timeout=240)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode(errors="replace")[-2000:]
-    assert len(list(out.glob(f".{killed_at}.*.tmp"))) == 1  # the half-written temporary file is all there is
-    assert assert_complete_or_absent(out) == set(OUTPUTS[: OUTPUTS.index(killed_at)])
+    assert len(list(out.glob(f".{killed_at}.*.tmp"))) == 1  # half-written, beside the other outputs' temporary files
+    assert assert_complete_or_absent(out) == set()  # the outputs are replaced as a set, once all are written
     if killed_at == "metrics.json":  # training had finished: --resume last only evaluates and writes the outputs
         resumed = subprocess.run([sys.executable, "-m", "qaframe.cli", *command, "--resume", "last"], capture_output=True, timeout=240)
         assert resumed.returncode == 0, resumed.stderr.decode(errors="replace")[-2000:]
         assert assert_complete_or_absent(out) == set(OUTPUTS)
+
+
+def test_outputs_that_fail_half_way_keep_the_earlier_set_whole(tmp_path, monkeypatch):
+    from qaframe.runner import write_outputs
+
+    out = tmp_path / "out"
+    written = earlier_results(out)
+    write_text = Path.write_text
+
+    def full_at_nbest(path, data, *args, **kwargs):
+        if path.name.startswith(".nbest_predictions.json."):
+            write_text(path, data[: len(data) // 2], *args, **kwargs)
+            raise OSError(28, "No space left on device")
+        return write_text(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_at_nbest)
+    evaluation = SimpleNamespace(predictions={"q1": "서울"}, nbest={"q1": [{"text": "서울"}]})
+    with pytest.raises(UserError, match=f"cannot write {out / 'nbest_predictions.json'}: No space left on device"):
+        write_outputs(out, evaluation, {"f1": 100.0})
+    assert kept(out, written) and sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)
+    monkeypatch.undo()
+    write_outputs(out, evaluation, {"f1": 100.0})
+    assert json.loads((out / "metrics.json").read_text(encoding="utf-8")) == {"f1": 100.0}
+    assert json.loads((out / "nbest_predictions.json").read_text(encoding="utf-8")) == evaluation.nbest
 
 
 def earlier_results(folder: Path) -> dict[str, str]:
@@ -181,14 +207,30 @@ def kept(folder: Path, written: dict[str, str]) -> bool:
     return all((folder / name).read_text() == text for name, text in written.items())
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """The output folder of a finished TINY_RUN: a run in a folder with results resumes it (a new run is refused there)."""
+    folder = tmp_path_factory.mktemp("finished")
+    command = [sys.executable, "-m", "qaframe.cli", *TINY_RUN, "--output-dir", str(folder / "out"), "--cache-dir", str(folder / "cache")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return folder / "out"
+
+
+def earlier_run(finished: Path, folder: Path) -> dict[str, str]:
+    """A copy of the `finished` run in `folder`; returns its results as written."""
+    shutil.copytree(finished, folder)
+    return {name: (folder / name).read_text() for name in OUTPUTS}
+
+
 @pytest.mark.parametrize("trouble", ["devices", "resume-not-a-checkpoint", "cache-dir-is-a-file"])
-def test_a_run_that_fails_keeps_the_earlier_results(trouble, tmp_path, capsys):
+def test_a_run_that_fails_keeps_the_earlier_results(trouble, finished, tmp_path, capsys):
     out = tmp_path / "out"
-    written = earlier_results(out)
+    written = earlier_run(finished, out)
     (tmp_path / "afile").write_text("")
     torch.save({"x": torch.zeros(1)}, tmp_path / "plain.ckpt")  # loads safely, but is no training checkpoint
-    extra = {"devices": ["--devices", "-2"], "resume-not-a-checkpoint": ["--resume", str(tmp_path / "plain.ckpt")],
-             "cache-dir-is-a-file": []}[trouble]
+    extra = {"devices": ["--devices", "-2", "--resume", "last"], "resume-not-a-checkpoint": ["--resume", str(tmp_path / "plain.ckpt")],
+             "cache-dir-is-a-file": ["--resume", "last"]}[trouble]
     cache = tmp_path / ("afile" if trouble == "cache-dir-is-a-file" else "cache")
     with pytest.raises(SystemExit) as exited:
         main([*TINY_RUN, "--output-dir", str(out), "--cache-dir", str(cache / "sub"), *extra])
@@ -223,16 +265,29 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(comm
     assert not (tmp_path / "cache").exists()  # nothing was featurized
 
 
-def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path):
+@pytest.mark.parametrize("command", ["run", "evaluate"])
+def test_a_cache_folder_inside_a_file_is_refused_in_one_line_before_any_work(command, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    argv = {"run": TINY_RUN, "evaluate": ["evaluate", "--model", str(tmp_path / "nothing"), "--corpus", "sample"]}[command]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--output-dir", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "afile" / "cache")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.strip().splitlines() == [
+        f"Error: --cache-dir {tmp_path / 'afile' / 'cache'}: cannot write in {tmp_path / 'afile'} (it is a file); "
+        "choose a writable folder"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(finished, tmp_path):
     out = tmp_path / "out"
-    written = earlier_results(out)
+    written = earlier_run(finished, out)
     command = [*TINY_RUN, "--max-steps", "100000", "--max-epochs", "1000", "--output-dir", str(out),
-               "--cache-dir", str(tmp_path / "cache")]
+               "--cache-dir", str(tmp_path / "cache"), "--resume", "last"]
     with open(tmp_path / "stderr", "wb") as stderr:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen([sys.executable, "-m", "qaframe.cli", *command], stderr=stderr, stdout=subprocess.PIPE,
                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a shell's background job ignores it
     deadline = time.monotonic() + 240
-    while b"Epoch 0" not in (tmp_path / "stderr").read_bytes():  # the progress bar (on stderr): training has started
+    while b"Epoch " not in (tmp_path / "stderr").read_bytes():  # the progress bar (on stderr): training has started
         assert process.poll() is None and time.monotonic() < deadline, "training did not start"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
@@ -240,6 +295,8 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_earlier_results(tmp_path
     err = (tmp_path / "stderr").read_text(errors="replace")
     assert process.returncode == 130, err[-2000:]
     lines = err.splitlines()  # the bar's lines end in \r: each redraw is a line
-    assert "Aborted." in lines and out_text == b""  # click's word for Ctrl-C; no results
-    assert all(line.startswith("Epoch 0") for line in lines[lines.index("Aborted.") + 1:] if line)  # the bar, closed as Python exits
+    said = [line for line in lines if line.strip()]
+    assert said[-1] == (f"Interrupted: {out / 'checkpoints' / 'last.ckpt'} holds the last validated step; continue with "
+                        "--resume last") and out_text == b""  # the last line (the bar closed before it); no results
+    assert not any("Detected KeyboardInterrupt" in line for line in lines)  # Lightning's own line is left out
     assert kept(out, written)

@@ -24,9 +24,23 @@ def failing(fail):
     raise RuntimeError("a bug in qaframe")
 
 
+@click.command()
+@click.option("--kept", default="", help="What the command kept, as its KeyboardInterrupt says.")
+@click.option("--abort", is_flag=True)
+def interrupted(kept, abort):
+    """Stands for a command stopped by Ctrl-C in training: Lightning logs its notice, then the KeyboardInterrupt goes on."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    if abort:
+        raise click.Abort()
+    rank_zero_info("\nDetected KeyboardInterrupt, attempting graceful shutdown ...")
+    raise KeyboardInterrupt(kept)
+
+
 @pytest.fixture
 def with_failing_command(monkeypatch):
     monkeypatch.setitem(cli_module.COMMANDS, "failing", f"{__name__}:failing")
+    monkeypatch.setitem(cli_module.COMMANDS, "interrupted", f"{__name__}:interrupted")
 
 
 def run_main(monkeypatch, argv):
@@ -58,14 +72,46 @@ def test_bad_flag_is_exit_2(with_failing_command, capsys, monkeypatch):
     assert "(see 'qaframe failing --help')" in err
 
 
-def test_debug_shows_the_traceback(with_failing_command, monkeypatch):
+@pytest.mark.parametrize("fail, exit_code, last_line", [
+    ("user", 2, "qaframe.errors.UserError: file 'data.json' line 3: something the user can fix"),  # still the user's error
+    ("bug", 1, "RuntimeError: a bug in qaframe"),
+])
+@pytest.mark.parametrize("where", ["before", "after"], ids=["qaframe --debug failing", "qaframe failing --debug"])
+def test_debug_shows_the_traceback_with_the_same_exit_code(with_failing_command, capsys, monkeypatch, fail, exit_code,
+                                                           last_line, where):
     monkeypatch.delenv("QAFRAME_DEBUG", raising=False)
-    with pytest.raises(UserError):
-        cli_module.main(["--debug", "failing", "--fail", "user"])
+    argv = ["--debug", "failing", "--fail", fail] if where == "before" else ["failing", "--fail", fail, "--debug"]
+    assert run_main(monkeypatch, argv) == exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and err.splitlines()[-1] == last_line
+
+
+def test_the_internal_error_hint_reruns_as_it_says(with_failing_command, capsys, monkeypatch):
+    monkeypatch.delenv("QAFRAME_DEBUG", raising=False)
+    argv = ["failing", "--fail", "bug"]
+    assert run_main(monkeypatch, argv) == 1
+    assert capsys.readouterr().err.endswith(" (rerun with --debug for the traceback)\n")
+    assert run_main(monkeypatch, [*argv, "--debug"]) == 1  # appended, as a user reruns it: not "No such option"
+    assert capsys.readouterr().err.startswith("Traceback (most recent call last):")
+
+
+def test_debug_is_read_from_the_argv_given(with_failing_command, monkeypatch):
+    monkeypatch.delenv("QAFRAME_DEBUG", raising=False)
     monkeypatch.setattr(sys, "argv", ["pytest", "--debug"])  # main(argv) reads the argv it is given, not sys.argv
     with pytest.raises(SystemExit) as exit_info:
         cli_module.main(["failing", "--fail", "user"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("argv, err", [
+    (["interrupted"], "\nInterrupted.\n"),  # click's newline first, which ends the terminal's ^C echo
+    (["interrupted", "--kept", "out/checkpoints/last.ckpt kept; continue with --resume last"],
+     "\nInterrupted: out/checkpoints/last.ckpt kept; continue with --resume last\n"),
+    (["interrupted", "--abort"], "Interrupted.\n"),
+])
+def test_ctrl_c_ends_in_one_interrupted_line_exit_130(with_failing_command, capsys, monkeypatch, argv, err):
+    assert run_main(monkeypatch, argv) == 130
+    assert capsys.readouterr().err == err
 
 
 def test_internal_error_is_one_line_without_debug(with_failing_command, capsys, monkeypatch):
@@ -170,6 +216,11 @@ def test_predict_output_write_failure_is_one_line(capsys, monkeypatch, tmp_path,
     ('{"question": "q", "context": "\\udc00c"}', ":2: 'context' is not valid Unicode (an unpaired surrogate"),
     ('{"id": "\\ud800", "question": "q", "context": "c"}', ":2: 'id' is not valid Unicode (an unpaired surrogate"),
     ('["q", "c"]', ":2: expected a JSON object with question and context, got list"),
+    ('{"id": {"a": 1}, "question": "q", "context": "c"}', ":2: 'id' must be a string or an integer, got an object"),
+    ('{"id": [1], "question": "q", "context": "c"}', ":2: 'id' must be a string or an integer, got an array"),
+    ('{"id": NaN, "question": "q", "context": "c"}', ":2: 'id' must be a string or an integer, got NaN"),
+    ('{"id": 1.5, "question": "q", "context": "c"}', ":2: 'id' must be a string or an integer, got 1.5"),
+    ('{"id": true, "question": "q", "context": "c"}', ":2: 'id' must be a string or an integer, got true"),
 ])
 def test_predict_unreadable_input_line_is_one_line(capsys, monkeypatch, questions_file, line, message):
     with open(questions_file, "a", encoding="utf-8") as out:
@@ -209,8 +260,9 @@ def test_predict_output_that_is_the_input_is_refused_before_the_model_loads(caps
 def test_predict_input_id_is_the_line_number_when_absent_or_null(capsys, monkeypatch, questions_file, saved_model):
     with open(questions_file, "a", encoding="utf-8") as out:
         out.write('{"id": null, "question": "언제?", "context": "1978년에 창단되었다."}\n{"id": 0, "question": "언제?", "context": "1978년"}\n')
+        out.write('{"id": "q-7", "question": "언제?", "context": "1978년"}\n')
     assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file)]) == 0
-    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["1", "2", "0"]
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["1", "2", "0", "q-7"]
 
 
 # U+FFFD and other characters BERT's normalizer removes: no context token is left to answer with
@@ -223,6 +275,21 @@ def test_predict_context_without_tokens_is_one_line(capsys, monkeypatch, tmp_pat
     output = tmp_path / "answers.jsonl"
     assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file), "--output", str(output)]) == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith(f"Error: {questions_file}:2: 'context' has no tokens the model knows")
+    assert not output.exists()
+
+
+def test_predict_context_without_tokens_found_late_says_no_answers_were_written(capsys, monkeypatch, tmp_path, questions_file,
+                                                                               saved_model):
+    from qaframe.commands import predict
+
+    monkeypatch.setattr(predict, "CHUNK", 1)  # line 2 is found bad after line 1 was answered
+    with open(questions_file, "a", encoding="utf-8") as out:
+        out.write('{"question": "언제?", "context": "\ufffd"}\n')
+    output = tmp_path / "answers.jsonl"
+    assert run_main(monkeypatch, ["predict", "--model", str(saved_model), "--input", str(questions_file), "--output", str(output)]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"Error: {questions_file}:2: 'context' has no tokens the model knows")
+    assert last.endswith("; no answers were written (they are written together at the end): fix or remove that line and run again")
     assert not output.exists()
 
 

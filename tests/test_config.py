@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import yaml
 from plugins_for_tests import mlp_head
 
 from qaframe import cli as cli_module
-from qaframe.config import MODEL_DEFAULTS, RunConfig
+from qaframe.config import LSF_VARIABLES, MODEL_DEFAULTS, NODE_VARIABLES, RunConfig
 from qaframe.errors import UserError
 from qaframe.runner import prepare
 
@@ -148,6 +149,78 @@ def test_bad_files_are_one_line_errors(tmp_path, text, message):
 def test_validation_names_the_flag(overrides, message):
     with pytest.raises(UserError, match=message):
         RunConfig.from_sources(overrides=overrides)
+
+
+@pytest.fixture
+def one_machine(monkeypatch):
+    """A machine without CUDA (or MPS) whose environment names no multi-node launcher; the monkeypatch, to change it."""
+    import torch
+
+    for name in (*NODE_VARIABLES, *LSF_VARIABLES, "SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize("environment, launched", [
+    ({}, False),  # Lightning waited forever at "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2"
+    ({"NODE_RANK": "1"}, True),  # the command started by hand on each node
+    ({"GROUP_RANK": "0"}, True),  # torchrun
+    ({"TORCHELASTIC_RUN_ID": "job"}, True),  # torchrun
+    ({"SLURM_NTASKS": "8"}, True),  # srun
+    ({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "interactive"}, False),  # a job Lightning's SLURM environment leaves alone
+    ({"OMPI_COMM_WORLD_SIZE": "8"}, True),  # mpirun
+    ({name: "1" for name in LSF_VARIABLES}, True),  # jsrun
+    ({"LSB_JOBID": "7"}, False),  # an LSF job, but not started with jsrun
+])
+def test_several_nodes_need_a_launcher(one_machine, environment, launched):
+    for name, value in environment.items():
+        one_machine.setenv(name, value)
+    RunConfig(num_nodes=1).validate()
+    if launched:
+        RunConfig(num_nodes=2).validate()
+        return
+    with pytest.raises(UserError, match=r"^--num-nodes 2: no multi-node launcher in the environment, so the run would wait "
+                                        r"for the other nodes forever; start the same command on each node with MASTER_ADDR, "
+                                        r"MASTER_PORT and NODE_RANK set, or under SLURM \(srun\) or torchrun$"):
+        RunConfig(num_nodes=2).validate()
+
+
+@pytest.mark.parametrize("accelerator, cuda, refused", [
+    ("cpu", True, True),
+    ("auto", False, True),  # Lightning warned and trained in bf16-mixed
+    ("auto", True, False),
+    ("cuda", False, False),  # Lightning's own one-line error, as training is set up
+])
+def test_16_mixed_precision_needs_a_cuda_gpu(one_machine, accelerator, cuda, refused):
+    import torch
+
+    one_machine.setattr(torch.cuda, "is_available", lambda: cuda)
+    config = RunConfig(precision="16-mixed", accelerator=accelerator)
+    if not refused:
+        config.validate()
+        return
+    with pytest.raises(UserError, match="^--precision 16-mixed needs a CUDA GPU; on the CPU use 32 or bf16-mixed$"):
+        config.validate()
+
+
+@pytest.mark.parametrize("argv", [["--precision", "16-mixed"], ["--num-nodes", "2"]])
+@pytest.mark.parametrize("print_config", [True, False], ids=["print-config", "run"])
+def test_what_this_machine_cannot_run_is_one_line_before_anything_is_read(one_machine, capsys, tmp_path, argv, print_config):
+    one_machine.chdir(tmp_path)
+    argv = ["run", *argv, "--output-dir", "out", "--cache-dir", "cache", *(["--print-config"] if print_config else [])]
+    code, out, err = run_cli(one_machine, capsys, argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith(f"Error: {argv[1]} {argv[2]}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_on_another_machine_is_not_refused_for_the_precision_it_trained_in(one_machine, tmp_path):
+    """The run that wrote the checkpoint chose its precision on its own machine: only this run's options are checked here."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "config.yaml").write_text(RunConfig(precision="16-mixed").to_yaml(), encoding="utf-8")
+    config = RunConfig.from_sources(overrides={"precision": "32", "resume": "last"})
+    config.check_resume(tmp_path / "run" / "checkpoints" / "last.ckpt", random_init=True)
 
 
 def test_window_settings_are_checked_by_the_featurizer_before_the_run_starts(monkeypatch, capsys, tmp_path):
@@ -291,11 +364,12 @@ def test_max_steps_alone_trains_that_many_steps(printed_and_trained):
 
 
 @pytest.mark.parametrize("change, message", [
-    (["--learning-rate", "0.5"], "--learning-rate 0.5 differs from the 0.001 the checkpoint was trained with"),
-    (["--scheduler", "cosine"], "--scheduler cosine differs from the linear-warmup the checkpoint was trained with"),
-    (["--model", "tiny-copy"], "--model tiny-copy differs from the tiny the checkpoint was trained with"),
-    (["--weight-decay", "0.1"], "--weight-decay 0.1 differs from the 0.01 the checkpoint was trained with"),
-    (["--head", "mlp-span"], "--head mlp-span differs from the span the checkpoint was trained with"),
+    (["--learning-rate", "0.5"], "--learning-rate 0.5 here, but --learning-rate 0.001 in the run that wrote the checkpoint"),
+    (["--scheduler", "cosine"], "--scheduler cosine here, but --scheduler linear-warmup in the run that wrote the checkpoint"),
+    (["--model", "tiny-copy"], "--model tiny-copy here, but --model tiny in the run that wrote the checkpoint"),
+    (["--weight-decay", "0.1"], "--weight-decay 0.1 here, but --weight-decay 0.01 in the run that wrote the checkpoint"),
+    (["--head", "mlp-span"], "--head mlp-span here, but --head span in the run that wrote the checkpoint"),
+    (["--corpus", "synthetic"], "--corpus synthetic here, but --corpus sample in the run that wrote the checkpoint"),
 ])
 @pytest.mark.parametrize("print_config", [True, False], ids=["print-config", "run"])
 def test_resume_refuses_an_option_the_checkpoint_holds(printed_and_trained, monkeypatch, capsys, tmp_path, tiny_model_dir,
@@ -311,6 +385,23 @@ def test_resume_refuses_an_option_the_checkpoint_holds(printed_and_trained, monk
     assert code == 2 and err.count("\n") == 1
     assert message in err and f"({output / 'config.yaml'})" in err
     assert {path: path.read_bytes() for path in output.rglob("*") if path.is_file()} == before  # config.yaml kept
+
+
+def test_resume_compares_data_files_as_files_and_names_an_unset_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    trained = RunConfig(corpus="squad-json", train_file=Path("data/train.json"), dev_file=Path("data/dev.json"))
+    (tmp_path / "run" / "config.yaml").write_text(trained.to_yaml(), encoding="utf-8")
+    same = RunConfig(corpus="squad-json", train_file=Path("./data/../data/train.json"), dev_file=tmp_path / "data" / "dev.json",
+                     resume="last")
+    same.check_resume(checkpoint, random_init=True)  # the same files, written otherwise
+    with pytest.raises(UserError) as refused:
+        dataclasses.replace(same, train_file=Path("data/mine.json")).check_resume(checkpoint, random_init=True)
+    assert str(refused.value).startswith("--resume last: --train-file data/mine.json here, but --train-file data/train.json in "
+                                         "the run that wrote the checkpoint")
+    with pytest.raises(UserError, match="^--resume last: no --dev-file here, but --dev-file data/dev.json in the run"):
+        dataclasses.replace(same, dev_file=None).check_resume(checkpoint, random_init=True)
 
 
 def test_resume_may_change_the_length_and_the_hardware(printed_and_trained, monkeypatch, capsys):

@@ -7,7 +7,9 @@ import http.client
 import io
 import json
 import logging
+import re
 import shutil
+import unicodedata
 import urllib.error
 
 import numpy as np
@@ -225,9 +227,9 @@ def messy_document() -> dict:
                             {"id": "no-answers", "question": "질문?"},
                             qa("bad-start", "수도는?", ("서울", "0")),
                             qa("half", "수도는?", ("서울", 0), ("대전", 0)),
-                            qa("ok-zero", "중복된 아이디?", ("서울", 0)),
+                            qa("ok-zero", "한국의 수도는?", ("서울", 0)),  # an exact repeat
                             {"question": "아이디 없음?", "answers": []},
-                            qa(7, "숫자 아이디?", ("서울", 0)),
+                            qa(True, "참 아이디?", ("서울", 0)),
                             qa("bad-flag", "수도는?", ("서울", 0), is_impossible="no"),
                         ],
                     },
@@ -393,3 +395,92 @@ def test_a_gold_answer_with_a_zero_width_end_scores_as_the_official_korquad_scor
     evaluation = evaluator.evaluate(start, end)
     assert evaluation.predictions == {"zw": "서울특별시\u200b"}  # official evaluate-v1.0.py: exact match 1
     assert evaluation.scores["exact_match"] == 100.0
+
+
+# -- data from labelling tools and other systems --------------------------------------------
+@pytest.mark.parametrize("text", [" 경북대학교  ", "프로그래머 ", "1977년\xa0", "서울\n"])
+def test_whitespace_at_an_answers_ends_is_trimmed_and_reported_as_a_repair(qaframe_host, tmp_path, text):
+    context = "그는 경북대학교를 나와 프로그래머로 일했고, 1977년에 서울로 갔다."
+    word = text.strip()
+    start = context.index(word) - (len(text) - len(text.lstrip()))  # the leading whitespace sits where the context has it or not
+    path = write(tmp_path / "spaces.json", squad((context, [qa("q1", "무엇?", (text, start))])))
+    split = corpora.load_squad_file(path)
+    assert [e.answers for e in split.examples] == [(corpora.Answer(word, context.index(word)),)]
+    assert split.repaired == ["q1"] and not split.skipped
+    with pytest.raises(UserError, match=rf"record q1: answer 1: whitespace trimmed from the ends of {re.escape(repr(text))} \(strict"):
+        corpora.load_squad_file(path, strict=True)
+    for metric in ("korquad", "squad"):  # the official scorers split on whitespace: trimming changes no score
+        scorer = qaframe_host.create("metric", metric)
+        assert scorer.compute({"q1": word}, {"q1": [text]}) == scorer.compute({"q1": word}, {"q1": [word]})
+
+
+def korean_document(form: str, answer_form: str = "NFC") -> dict:
+    """Two records about one context in Unicode `form`, answers in `answer_form`, answer_start counted in the context as
+    written. "한강" occurs three times; the second record's answer is the second occurrence, at NFC offset 10 and NFD
+    offset 20, nearer the third occurrence (NFC 21) than the second: an unmapped offset would land on the wrong one."""
+    context = unicodedata.normalize(form, "한강은 길다. 그 한강이 흐른다. 큰 한강 다리가 있다.")
+    answer = unicodedata.normalize(form, "한강")
+    second = context.index(answer, context.index(answer) + 1)
+    records = [qa("q1", unicodedata.normalize(form, "무엇이 길다?"), (unicodedata.normalize(answer_form, "한강은"), 0)),
+               qa("q2", unicodedata.normalize(form, "무엇이 흐르나?"), (unicodedata.normalize(answer_form, "한강"), second))]
+    return squad((context, records))
+
+
+@pytest.mark.parametrize("form, answer_form", [("NFD", "NFC"), ("NFC", "NFD"), ("NFD", "NFD")])
+def test_decomposed_hangul_is_brought_to_nfc_with_answer_start_mapped(tmp_path, form, answer_form):
+    composed = corpora.load_squad_file(write(tmp_path / "nfc.json", korean_document("NFC")))
+    assert not composed.repaired and [e.answers[0].start for e in composed.examples] == [0, 10]
+    split = corpora.load_squad_file(write(tmp_path / "mixed.json", korean_document(form, answer_form)))
+    assert split.examples == composed.examples  # the same examples, so the same scores, as the file written in NFC
+    assert split.repaired == ["q1", "q2"] and not split.skipped  # one repair per record normalized; no answer_start moved
+    with pytest.raises(UserError, match=r"mixed\.json: record q1: context, question or answer text not in Unicode NFC .*strict"):
+        corpora.load_squad_file(tmp_path / "mixed.json", strict=True)
+
+
+@pytest.mark.parametrize("record_id, kept", [(7, "7"), (0, "0"), (-3, "-3"), ("7", "7")])
+def test_an_integer_id_becomes_its_decimal_string(tmp_path, record_id, kept):
+    split = corpora.load_squad_file(write(tmp_path / "ids.json", squad(("서울은 수도이다.", [qa(record_id, "수도는?", ("서울", 0))]))))
+    assert [e.id for e in split.examples] == [kept] and not split.skipped
+
+
+@pytest.mark.parametrize("record_id, kind", [(True, "bool"), (7.0, "float"), ([7], "list")])
+def test_other_non_string_ids_are_still_skipped(tmp_path, record_id, kind):
+    records = [qa("ok", "수도는?", ("서울", 0)), qa(record_id, "수도는?", ("서울", 0))]
+    split = corpora.load_squad_file(write(tmp_path / "ids.json", squad(("서울은 수도이다.", records))))
+    assert split.skipped == [("article 0 paragraph 0 question 1", f"'id' is not a string ({kind})")]
+
+
+def test_an_exact_repeat_of_a_record_is_skipped_as_a_duplicate_and_loses_nothing(tmp_path):
+    record = qa("1", "수도는?", ("서울", 0))
+    split = corpora.load_squad_file(write(tmp_path / "dup.json", squad(("서울은 수도이다.", [record, record, qa("2", "무엇?", ("수도", 4))]))))
+    assert [e.id for e in split.examples] == ["1", "2"] and split.skipped == [("1", "duplicate id")]
+
+
+@pytest.mark.parametrize("second", [
+    ("서울은 수도이다.", [qa("1", "어디가 수도인가?", ("서울", 0))]),  # another question
+    ("부산은 항구이다.", [qa("1", "수도는?", ("부산", 0))]),  # another context (a labelling tool restarted its ids)
+    ("서울은 수도이다.", [qa("1", "수도는?", ("서울은", 0))]),  # other answers
+])
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_id_given_to_two_different_records_is_an_error_naming_both_places(tmp_path, second, strict):
+    path = write(tmp_path / "restart.json", squad(("서울은 수도이다.", [qa(1, "수도는?", ("서울", 0))]), second))
+    with pytest.raises(UserError) as caught:
+        corpora.load_squad_file(path, strict=strict)
+    assert str(caught.value) == (f"{path}: id '1' names two different records (article 0 paragraph 0 question 0 and article 0 "
+                                 "paragraph 1 question 0); ids must be unique: give one of them another id")
+
+
+@pytest.mark.parametrize("records, found", [
+    ([qa("u1", "무엇?", is_impossible=True), qa("u2", "누구?", is_impossible=True)], "all 2 unanswerable (is_impossible)"),
+    ([qa("u1", "무엇?", is_impossible=True), qa("gone", "누구?", ("부산", 0))],
+     "all 1 unanswerable (is_impossible), 1 skipped, first: gone (answer 1: text '부산' does not occur"),
+])
+def test_a_split_without_an_answerable_question_is_one_line_exit_2(qaframe_host, capsys, tmp_path, records, found):
+    from qaframe.cli import main
+
+    path = write(tmp_path / "dev.json", squad(("서울은 수도이다.", records)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["inspect", "--corpus", "squad-json", "--model", "tiny", "--dev-file", path])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"Error: {path}: no usable question records ({found}") and "training and scoring need answered questions" in err

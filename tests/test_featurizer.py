@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from plugins_for_tests import origin_featurizer
+from plugins_for_tests.offsetless_featurizer import OffsetlessFeaturizer
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
@@ -140,6 +141,13 @@ def byte_level_bpe(folder):
     bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False)
     bpe.save(str(folder / "tokenizer.json"))
     return RobertaTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
+
+
+def test_a_question_longer_than_the_model_takes_is_cut_without_transformers_warning(kcbert_tokenizer, capfd):
+    question = "베토벤이 아홉 번째 교향곡을 완성한 해는 " * 200 + "언제인가?"  # over 300 tokens: the tokenizer would warn
+    features = featurize([example(LONG_CONTEXT, "1824년", question=question)], kcbert_tokenizer, 64, 8, 12)
+    assert len(features) > 0
+    assert "Token indices sequence length is longer" not in capfd.readouterr().err
 
 
 def test_questions_are_cut_to_max_query_length_tokens_where_a_character_is_several(tmp_path):
@@ -308,15 +316,6 @@ def stepping_factory(settings, rule="step", extra=0):
 def test_a_factory_with_optional_parameters_is_no_origin_function(register_plugin):
     register_plugin(SimpleNamespace(register_featurizers=hookimpl(lambda register: register("stepping", stepping_factory))), name="stepping")
     assert isinstance(build_featurizer("stepping", FeaturizerSettings(32, 8, 8)), SlidingWindowFeaturizer)
-
-
-class OffsetlessFeaturizer(SlidingWindowFeaturizer):
-    """A Featurizer class (no origin-style function) whose windows carry no offsets."""
-
-    def featurize(self, examples, tokenizer):
-        features = super().featurize(examples, tokenizer)
-        features.offsets = None
-        return features
 
 
 def test_the_no_offsets_error_fits_a_featurizer_class(kcbert_tokenizer):

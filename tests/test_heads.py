@@ -158,32 +158,62 @@ def load_log():
     logger.removeHandler(handler)
 
 
-@pytest.mark.parametrize("change", [{"hidden_size": 256, "num_attention_heads": 4}, {"type_vocab_size": 3}])
-def test_a_config_of_another_model_is_a_one_line_user_error_and_its_report_waits_for_debug(qaframe_host, tiny, tmp_path, load_log, change):
+def load_with_changed_config(host, tiny: ModelSpec, folder, change: dict) -> UserError:
+    """The UserError of loading a saved span model whose config.json then had `change` made to it."""
     import json
 
-    qaframe_host.create("head", "span", tiny, pretrained=False).save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+    host.create("head", "span", tiny, pretrained=False).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["BertForQuestionAnswering"]
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
     with pytest.raises(UserError) as caught:
-        qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
-    message = str(caught.value)
+        host.create("head", "span", ModelSpec(source=str(folder)), pretrained=True)
+    return caught.value
+
+
+@pytest.mark.parametrize("change", [{"hidden_size": 256, "num_attention_heads": 4}, {"type_vocab_size": 3}])
+def test_a_config_of_another_model_is_a_one_line_user_error_and_its_report_waits_for_debug(qaframe_host, tiny, tmp_path, load_log, change):
+    error = load_with_changed_config(qaframe_host, tiny, tmp_path, change)
+    message = str(error)
     assert message.startswith(f"model '{tmp_path}' could not be loaded: tried the local folder {tmp_path}")
     assert "config.json and its weights come from different models" in message and "\n" not in message
     assert not any("LOAD REPORT" in m for m in load_log)
-    assert "LOAD REPORT" in str(caught.value.__cause__)  # what --debug's traceback shows
+    assert "LOAD REPORT" in str(error.__cause__)  # what --debug's traceback shows
 
 
-def test_a_pretrained_encoder_without_the_span_head_loads_and_reports_its_new_head(qaframe_host, tiny, tmp_path, load_log):
-    from transformers import AutoConfig, BertModel
+def test_a_pretrained_encoder_without_the_span_head_loads_and_says_so_in_one_line(qaframe_host, tiny, tmp_path, load_log, caplog):
+    from transformers import AutoConfig, BertForMaskedLM
 
     torch.manual_seed(0)
-    encoder = BertModel(AutoConfig.from_pretrained(tiny.source), add_pooling_layer=False)
-    encoder.save_pretrained(tmp_path)  # as `--model kcbert` gets it: no qa_outputs
+    encoder = BertForMaskedLM(AutoConfig.from_pretrained(tiny.source))
+    encoder.save_pretrained(tmp_path)  # as `--model kcbert` gets it: no qa_outputs, a masked-LM head
     model = qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)
-    assert torch.equal(model.bert.embeddings.word_embeddings.weight, encoder.embeddings.word_embeddings.weight)
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, encoder.bert.embeddings.word_embeddings.weight)
+    assert not any("LOAD REPORT" in m for m in load_log)  # transformers' table of what any such load gets
+    [line] = [r.getMessage() for r in caplog.records if r.name == "qaframe.heads"]
+    assert line == (f"model '{tmp_path}': the span head (qa_outputs) starts from random values, as on any pretrained encoder; "
+                    "5 weights of its pretraining heads unused (cls.predictions.bias, cls.predictions.transform.LayerNorm.bias, ...)")
+
+
+def test_other_weights_missing_from_an_encoder_keep_transformers_report(qaframe_host, tiny, tmp_path, load_log):
+    import json
+
+    from transformers import AutoConfig, BertModel
+
+    BertModel(AutoConfig.from_pretrained(tiny.source), add_pooling_layer=False).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "num_hidden_layers": config["num_hidden_layers"] + 1}))
+    qaframe_host.create("head", "span", ModelSpec(source=str(tmp_path)), pretrained=True)  # an encoder's config: no error
     [report] = [m for m in load_log if "LOAD REPORT" in m]
-    assert "qa_outputs.weight" in report and "MISSING" in report
+    assert "bert.encoder.layer.2." in report and "qa_outputs.weight" in report
+
+
+def test_a_question_answering_model_whose_weights_lack_layers_of_its_config_is_a_one_line_user_error(qaframe_host, tiny, tmp_path,
+                                                                                                     load_log):
+    message = str(load_with_changed_config(qaframe_host, tiny, tmp_path, {"num_hidden_layers": 3}))  # the weights have 2
+    assert message.startswith(f"model '{tmp_path}': its weights lack 16 parameters its config.json names (bert.encoder.layer.2.")
+    assert "would start from random values" in message and "\n" not in message
+    assert not any("LOAD REPORT" in m for m in load_log)
 
 
 def test_truncated_pytorch_weights_are_a_one_line_user_error(qaframe_host, tiny, offline, tmp_path):

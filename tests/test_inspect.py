@@ -39,6 +39,21 @@ def test_json_report_per_split(qaframe_host, fixtures_dir):
     assert train["question_tokens"]["max"] >= train["question_tokens"]["p50"] > 0 and train["context_tokens"]["max"] > 30
 
 
+def test_the_text_report_shows_five_record_ids_and_json_lists_every_one(qaframe_host, tmp_path):
+    context = "서울은 한국의 수도이다."
+    qas = [{"id": "good", "question": "수도는?", "answers": [{"text": "서울", "answer_start": 0}]}]
+    qas += [{"id": f"gone{i}", "question": "산은?", "answers": [{"text": "북한산", "answer_start": 0}]} for i in range(7)]
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}, ensure_ascii=False))
+    text = run("--corpus", "squad-json", "--dev-file", str(path))
+    assert text.exit_code == 0, text.output
+    line = next(line.strip() for line in text.output.splitlines() if line.strip().startswith("answers/records skipped"))
+    assert line.startswith("answers/records skipped  7: gone0 (") and "gone4 (" in line and "gone5" not in line
+    assert line.endswith("; ... (2 more; --json lists all)")
+    report = json.loads(run("--corpus", "squad-json", "--dev-file", str(path), "--json").output)
+    assert [entry.split(" ")[0] for entry in report["splits"]["dev"]["skipped_ids"]] == [f"gone{i}" for i in range(7)]
+
+
 def test_text_report_names_repairs_and_skips(qaframe_host, tmp_path):
     context = "서울은 한국의 수도이다. 한강이 서울을 흐른다."
     qas = [
@@ -53,9 +68,9 @@ def test_text_report_names_repairs_and_skips(qaframe_host, tmp_path):
     lines = result.output.splitlines()
     assert lines[0].startswith("corpus squad-json, model tiny (") and "max_seq_length 256, doc_stride 64 (overlap)" in lines[0]
     assert lines[1] == "dev"
-    assert "answers repaired        1: moved" in result.output
-    assert "answers/records skipped 1: gone (answer 1: text '북한산' does not occur" in result.output
-    assert "answer inside a window  100.00 %" in result.output
+    assert "answers/records repaired 1: moved" in result.output
+    assert "answers/records skipped  1: gone (answer 1: text '북한산' does not occur" in result.output
+    assert "answer inside a window   100.00 %" in result.output
     strict = run("--corpus", "squad-json", "--dev-file", str(path), "--strict")
     assert isinstance(strict.exception, UserError) and "record moved" in str(strict.exception)
 

@@ -1,9 +1,12 @@
-"""qaframe.io: atomic writes replace the target in one step and leave ordinary file permissions."""
+"""qaframe.io: atomic writes replace the target in one step (the file a symbolic link names; a FIFO is written in
+place), several files as a set, and leave ordinary file permissions."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,54 @@ def test_predict_input_that_is_not_utf8_is_one_line_naming_the_file(tmp_path, ca
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"Error: {path}: not UTF-8 text (byte ") and err.rstrip().endswith("; save it as UTF-8")
+
+
+def test_a_symlink_is_written_through_to_its_file_atomically(tmp_path):
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "answers.jsonl"
+    target.write_text("old")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    io.write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new"
+    dangling = tmp_path / "dangling.jsonl"  # the file it names is made
+    dangling.symlink_to(tmp_path / "data" / "made.jsonl")
+    io.write_text(dangling, "made")
+    assert dangling.is_symlink() and (tmp_path / "data" / "made.jsonl").read_text() == "made"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["answers.jsonl", "dangling.jsonl", "data", "link.jsonl", "made.jsonl"]
+
+
+def test_a_fifo_is_written_in_place_not_replaced(tmp_path):
+    fifo = tmp_path / "answers"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)  # stuck, were the FIFO replaced
+    reader.start()
+    io.write_text(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert received == ["through the pipe\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["answers"]
+
+
+def test_files_written_as_a_set_replace_none_when_one_fails(tmp_path, monkeypatch):
+    targets = [tmp_path / name for name in ("a.json", "b.json", "c.json")]
+    for target in targets:
+        target.write_text("old")
+    write_text = Path.write_text
+
+    def full_at_b(path, data, *args, **kwargs):
+        if path.name.startswith(".b.json."):
+            raise OSError(28, "No space left on device")
+        return write_text(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_at_b)
+    with pytest.raises(UserError) as info:
+        io.write_texts({target: "new" for target in targets})
+    monkeypatch.undo()
+    assert str(info.value) == f"cannot write {targets[1]}: No space left on device"
+    assert [target.read_text() for target in targets] == ["old", "old", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "c.json"]
+    io.write_texts({target: "new" for target in targets})
+    assert [target.read_text() for target in targets] == ["new", "new", "new"]

@@ -198,7 +198,7 @@ def test_inspect_reports_the_ceiling_of_every_refiner(qaframe_host):
         assert ceilings["learned-suffix"] >= ceilings["korean-particles"] > ceilings["none"]
     assert splits["dev"]["exact_match_ceiling_pct"]["learned-suffix"] >= 97.0  # measured 100.00
     text = CliRunner().invoke(cli, ["inspect", "--corpus", "sample"])
-    assert "exact-match ceiling     none 68.06 %, korean-particles 100.00 %, learned-suffix 100.00 %" in text.output
+    assert "exact-match ceiling      none 68.06 %, korean-particles 100.00 %, learned-suffix 100.00 %" in text.output
 
 
 def test_inspect_without_a_train_split_reports_trainable_refiners_as_not_available(qaframe_host, fixtures_dir):

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from plugins_for_tests import origin_featurizer
+from plugins_for_tests import offsetless_featurizer, origin_featurizer
 
 from qaframe import hookimpl
 from qaframe.cli import main
@@ -92,6 +92,9 @@ def error_line(err: str) -> str:
     ({"featurizer": "sliding"}, "unknown featurizer 'sliding'"),
     ({"refiner": "korean"}, "unknown refiner 'korean'"),
     ({"plugins": ["qaframe.heads"]}, "plugins must be an object of plugin names, got ['qaframe.heads']"),
+    ({"pad_to_multiple_of": 0}, "pad_to_multiple_of must be a positive integer, got 0"),
+    ({"matmul_precision": "tf32"}, "matmul_precision must be one of highest, high, medium, got 'tf32'"),
+    ({"cudnn_attention": "no"}, "cudnn_attention must be true or false, got 'no'"),
 ])
 def test_bad_metadata_value_is_a_one_line_error_naming_the_file(model_folder, metadata, expected):
     path = write_metadata(model_folder, metadata)
@@ -138,9 +141,14 @@ def test_valid_metadata_still_answers_and_keeps_its_settings(capsys, model_folde
     write_metadata(model_folder, {
         "head": "span", "featurizer": "sliding-window", "featurizer_settings": SETTINGS, "n_best_size": 5,
         "max_answer_length": 12, "refiner": None, "corpus": "squad-json", "base_model": "tiny", "precision": "bf16-mixed",
+        "pad_to_multiple_of": 16, "matmul_precision": "highest", "cudnn_attention": True,
     })
     predictor = Predictor.load(model_folder, as_trained=True)
     assert (predictor.n_best_size, predictor.max_answer_length, predictor.precision) == (5, 12, "bf16-mixed")
+    # as the run evaluated: its batch widths and GPU kernel choices
+    assert predictor.pad_to_multiple_of == 16 and predictor.kernels == {"matmul_precision": "highest", "cudnn_attention": True}
+    serving = Predictor.load(model_folder)  # the fastest way: batches as wide as their longest window, no per-shape plans
+    assert serving.pad_to_multiple_of == 1 and serving.kernels == {}
     assert predictor.featurizer.settings.max_seq_length == 64 and predictor.refiner is None
     code, out, err = predict(capsys, model_folder)
     assert code == 0 and out.count("\n") == 1, err  # one answer: a span of the context, a tab, its score
@@ -203,6 +211,18 @@ def test_predict_refuses_an_origin_style_featurizer_in_one_line(capsys, model_fo
     assert code == 2 and out == ""
     line = error_line(err)
     assert line.startswith(f"Error: {path}: featurizer 'origin-style' makes no offset mapping") and "origin-style function" in line
+
+
+def test_predict_and_evaluate_refuse_a_featurizer_that_records_no_offsets_in_one_line(capsys, model_folder, register_plugin, tmp_path):
+    register_plugin(offsetless_featurizer, name="offsetless")
+    write_metadata(model_folder, {"featurizer": "offsetless", "featurizer_settings": SETTINGS})
+    expected = "Error: featurizer 'offsetless' makes no offset mapping, so its windows cannot be decoded into answers"
+    code, out, err = predict(capsys, model_folder)
+    assert code == 2 and out == "" and err.strip().splitlines()[-1].startswith(expected)
+    code, out, err = qaframe(capsys, "evaluate", "--model", model_folder, "--corpus", "synthetic", "--output-dir", tmp_path / "scores",
+                             "--cache-dir", tmp_path / "cache")
+    assert code == 2 and out == "" and err.strip().splitlines()[-1].startswith(expected)
+    assert not (tmp_path / "scores" / "metrics.json").exists()
 
 
 def test_a_run_records_the_plugins_behind_its_names():

@@ -13,7 +13,7 @@ import torch
 
 from qaframe import hookimpl
 from qaframe.errors import UserError
-from qaframe.models import (PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, configure_cuda_kernels,
+from qaframe.models import (PREPARED_MASK_TYPES, check_hub_reachable, check_max_seq_length, cuda_kernels,
                             hub_unreachable, load_config, load_tokenizer, model_inputs, position_limit, require_weights, resolve_model,
                             takes_prepared_mask)
 from qaframe.types import FeaturizerSettings, ModelSpec
@@ -208,16 +208,19 @@ def test_a_model_with_only_a_slow_tokenizer_is_refused(tmp_path, tiny_model_dir)
     assert str(caught.value).startswith(f"model '{folder}' has only a slow tokenizer (BertTokenizerLegacy); qaframe needs a fast")
 
 
-def test_configure_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch():
+def test_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch_within_and_puts_them_back():
     before = torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()
-    try:
-        configure_cuda_kernels()
+    with cuda_kernels("cuda:0"):
         assert torch.get_float32_matmul_precision() == "high" and not torch.backends.cuda.cudnn_sdp_enabled()
-        configure_cuda_kernels(matmul_precision="highest", cudnn_attention=True)
-        assert torch.get_float32_matmul_precision() == "highest" and torch.backends.cuda.cudnn_sdp_enabled()
-    finally:
-        torch.set_float32_matmul_precision(before[0])
-        torch.backends.cuda.enable_cudnn_sdp(before[1])
+        with cuda_kernels(torch.device("cuda"), matmul_precision="medium", cudnn_attention=True):
+            assert torch.get_float32_matmul_precision() == "medium" and torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.get_float32_matmul_precision() == "high" and not torch.backends.cuda.cudnn_sdp_enabled()
+    assert (torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()) == before
+    with pytest.raises(KeyError), cuda_kernels("cuda", matmul_precision="medium"):
+        raise KeyError("an error inside")
+    assert (torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()) == before
+    with cuda_kernels("cpu", matmul_precision="medium", cudnn_attention=not before[1]):  # not a CUDA device: nothing changes
+        assert (torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()) == before
 
 
 def closed_port() -> int:

@@ -279,6 +279,8 @@ def test_a_third_party_head_trains_through_the_runner(register_plugin, tmp_path,
         (["--model", "./no/such/folder"], "no such model folder"),
         (["--resume", "missing.ckpt"], "no checkpoint at missing.ckpt"),
         (["--compile-mode", "reduce-overhead"], "--compile-mode reduce-overhead needs --compile"),
+        (["--compile", "--compile-mode", "max-autotune", "--accumulate-grad-batches", "2"],
+         "--compile-mode max-autotune records CUDA graphs, whose gradient buffers the next batch's backward overwrites"),
         (["--corpus", "squad-json", "--train-file", SAMPLE_DEV],
          "corpus 'squad-json' has no 'dev' split (it has: train); pass the dev file with --dev-file"),
     ],
@@ -302,11 +304,12 @@ def test_max_seq_length_above_the_model_limit_fails_before_featurizing(monkeypat
     assert code == 2 and "301" in err and "300" in err and err.count("\n") == 1
 
 
-def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_refresh_rate(tmp_path):
+def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_refresh_rate(tmp_path, monkeypatch):
     from pytorch_lightning.callbacks import Callback
 
     from qaframe import runner
     from qaframe.config import RunConfig
+    from qaframe.predictor import window_logits
 
     class Widths(Callback):
         def __init__(self):
@@ -321,11 +324,21 @@ def test_extra_callbacks_see_batches_padded_to_the_multiple_and_the_progress_ref
     config = RunConfig.from_sources(overrides={**SMOKE_OPTIONS, "pad_to_multiple_of": "16", "progress_every": "3", "output_dir": tmp_path / "o",
                                                "cache_dir": tmp_path / "c"})
     precision = torch.get_float32_matmul_precision()
+    final_evaluation = {}
+
+    def recording_window_logits(*args, **kwargs):
+        final_evaluation.update(kwargs)
+        return window_logits(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "window_logits", recording_window_logits)
     runner.run(config, echo=lambda message: None, callbacks=[widths])
     assert len(widths.widths) == 4 and widths.refresh_rate == 3
     for width, longest in zip(widths.widths, widths.longest):
         assert width % 16 == 0 and longest <= width < longest + 16
     assert torch.get_float32_matmul_precision() == precision  # --matmul-precision applies on CUDA only
+    # the final evaluation pads as validation did, and qaframe.json says so, for `qaframe evaluate` to do the same
+    assert final_evaluation["pad_to_multiple_of"] == 16
+    assert json.loads((tmp_path / "o" / "model" / "qaframe.json").read_text())["pad_to_multiple_of"] == 16
 
 
 def test_training_reads_no_tensor_value_between_progress_refreshes(tmp_path):

@@ -72,8 +72,10 @@ def shifted(examples):
     [
         (lambda examples: [examples[0], examples[0], *examples[1:]], r"example id 'sample-dev-\d+' appears more than once"),
         (shifted, r"example 'sample-dev-\d+', answer 1: .* is not the context's text at its start"),
+        (lambda examples: [dataclasses.replace(example, answers=()) for example in examples],
+         r"no answerable questions \(\d+ examples, none with an answer\); training and scoring need answered questions"),
     ],
-    ids=["repeated-id", "answer-off-its-offset"],
+    ids=["repeated-id", "answer-off-its-offset", "no-answerable-question"],
 )
 def test_a_corpus_plugins_bad_examples_stop_the_run_before_training(edit, message, register_plugin, monkeypatch, capsys, tmp_path):
     import re

@@ -1,15 +1,18 @@
 """What `qaframe run` and `qaframe evaluate` refuse before they train or write, so a mistake costs neither time nor results.
 
-An output folder holding a file where the run makes a folder (or the reverse), an earlier run's
-model, a checkpoint whose weights do not fit --model or that cannot resume training, a --limit-*
-fraction under one batch, a corpus naming an unknown metric, an optimizer plugin that builds no
-optimizer: each is one line and exit 2, found before training, with what the folder held kept as it was. An error before training is the only line on stderr (Lightning's
-device lines wait for training).
+An output folder holding a file where the run makes a folder (or the reverse), a run folder that
+cannot be written, a name that is not UTF-8, an earlier run's model or an evaluation's results
+(for `run`), an unfinished run (for `evaluate`), a checkpoint whose weights do not fit --model or
+that cannot resume training, a --limit-* fraction under one batch, a corpus naming an unknown
+metric, an optimizer plugin that builds no optimizer: each is one line and exit 2, found before
+training, with what the folder held kept as it was. An error before training is the only line on
+stderr (Lightning's device lines wait for training).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -193,3 +196,73 @@ def test_an_optimizer_that_builds_no_optimizer_stops_the_run_before_training(reg
     assert err.strip().splitlines()[-1] == ("Error: optimizer 'builds-nothing' of plugin 'broken-training' (in-process -) built a "
                                             "NoneType, not the torch.optim.Optimizer its contract (docs/hooks.md) requires")
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("folder", ["logs", "checkpoints", "model"])
+def test_a_run_folder_that_cannot_be_written_is_refused_before_data_is_read(folder, monkeypatch, capsys, tmp_path):
+    """Read-only as root cannot be: the check's probe is refused as a read-only folder refuses it."""
+    from qaframe import io
+
+    out = tmp_path / "out"
+    (out / folder).mkdir(parents=True)
+    probe = io.tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == out / folder:
+            raise PermissionError(13, "Permission denied")
+        return probe(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(io.tempfile, "TemporaryFile", read_only)
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and err.count("\n") == 1
+    assert err == f"Error: --output-dir {out}: cannot write in {out / folder} (Permission denied); choose a writable folder\n"
+    assert not (tmp_path / "cache").exists() and [p.name for p in out.iterdir()] == [folder]
+
+
+def test_an_output_folder_whose_name_is_not_utf8_is_refused_before_data_is_read(monkeypatch, capsys, tmp_path):
+    out = tmp_path / os.fsdecode(b"runs-b\xff")  # as Python hands over $'runs-b\xff' from a shell
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"Error: --output-dir {tmp_path}/runs-b\\xff: the name is not UTF-8")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("saved, message", [
+    ([1, 2], "is not a training checkpoint of `qaframe run` (it lacks a dict of training state: it holds a list)"),
+    ({"state_dict": [1], "pytorch-lightning_version": "2.6", "optimizer_states": [], "loops": {}},
+     "is not a training checkpoint of `qaframe run` (it lacks a state_dict of tensors)"),
+])
+def test_a_resume_file_that_is_no_training_state_is_one_line(saved, message, monkeypatch, capsys, tmp_path):
+    torch.save(saved, tmp_path / "other.ckpt")
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--output-dir", str(tmp_path / "out"), "--cache-dir",
+                        str(tmp_path / "cache"), "--resume", str(tmp_path / "other.ckpt"))
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_empty_resume_says_so(monkeypatch, capsys, tmp_path):
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--output-dir", str(tmp_path / "out"), "--resume", "")
+    assert code == 2 and err == "Error: --resume is empty; pass last (the output folder's last checkpoint) or a .ckpt file\n"
+
+
+def test_a_new_run_refuses_a_folder_holding_an_evaluations_results(trained, monkeypatch, capsys, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("metrics.json", "predictions.json", "nbest_predictions.json"):
+        shutil.copy(trained / name, out / name)
+    before = contents(out)
+    code, err = run_cli(monkeypatch, capsys, "run", *SMOKE, "--output-dir", str(out), "--cache-dir", str(tmp_path / "cache"))
+    assert code == 2 and err.count("\n") == 1
+    assert f"--output-dir {out} holds the results of an evaluation (metrics.json), which this run would replace" in err
+    assert contents(out) == before and not (tmp_path / "cache").exists()
+
+
+def test_evaluate_refuses_a_run_that_has_not_finished(trained, monkeypatch, capsys, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(trained, out, ignore=shutil.ignore_patterns("model", "*.json"))  # checkpoints and config.yaml: no model yet
+    before = contents(out)
+    code, err = run_cli(monkeypatch, capsys, "evaluate", "--model", str(trained / "model"), "--corpus", "sample",
+                        "--output-dir", str(out))
+    assert code == 2 and err.count("\n") == 1
+    assert f"--output-dir {out} holds the checkpoints of an unfinished `qaframe run`" in err
+    assert contents(out) == before

@@ -205,6 +205,40 @@ def test_a_fused_optimizer_is_clipped_under_every_unscaled_precision(precision):
     assert NormRecordingAdamW.norms == pytest.approx([1e-3, 1e-3], rel=1e-3)  # the raw gradients are far larger
 
 
+def test_a_model_handed_over_in_eval_mode_trains_in_train_mode():
+    # transformers 5's from_pretrained returns the model in eval mode (dropout off); Lightning keeps the modes it finds
+    from pytorch_lightning.callbacks import Callback
+
+    class Modes(Callback):
+        seen: list[bool] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.seen.append(all(module.training for module in pl_module.model.modules()))
+
+    model = TokenModel(vocab=60).eval()
+    task = QATask(model, optimizer_factory=lambda m: torch.optim.AdamW(m.parameters()))
+    data = QADataModule(ragged_features([5, 8, 6, 7]), None, pad_token_id=0, train_batch_size=2)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False, callbacks=[Modes()])
+    trainer.fit(task, train_dataloaders=data.train_dataloader())
+    assert Modes.seen == [True, True]
+
+
+def test_under_fsdp_the_gradients_are_clipped_by_the_root_module_over_every_shard():
+    # Lightning's FSDP precision plugin raises for clipping by norm; the root FSDP module's clip_grad_norm_ is the way
+    from pytorch_lightning.plugins.precision import FSDPPrecision
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    clipped = []
+    strategy = FSDPStrategy()
+    strategy.model = SimpleNamespace(clip_grad_norm_=clipped.append)
+    task = QATask(TokenModel(vocab=60), optimizer_factory=lambda m: torch.optim.AdamW(m.parameters()))
+    task._trainer = SimpleNamespace(strategy=strategy, precision_plugin=FSDPPrecision("bf16-mixed"))
+    task.configure_gradient_clipping(None, gradient_clip_val=0.5)
+    task.configure_gradient_clipping(None, gradient_clip_val=0.0)  # --gradient-clip-val 0: no clipping
+    assert clipped == [0.5]
+
+
 # -- validation --------------------------------------------------------------------
 class ExactMetric:
     """Share of predictions equal to a gold answer (enough to compare two runs)."""
@@ -287,6 +321,18 @@ def test_window_logits_are_each_windows_own_and_leave_the_mode_as_it_was():
             np.testing.assert_allclose(end[window, :n], alone.end_logits[0].numpy(), rtol=1e-6)
     _, _, seen = window_logits(model, features, pad_token_id=0, batch_size=2, limit_batches=1)
     assert seen.sum() == 2
+
+
+def test_window_logits_pad_batches_as_validation_does():
+    from qaframe.predictor import window_logits
+
+    features = ragged_features([5, 9, 3, 7, 8, 30])
+    model, widths = TokenModel(vocab=60), []
+    model.register_forward_pre_hook(lambda module, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    start, _, _ = window_logits(model, features, pad_token_id=0, batch_size=2, pad_to_multiple_of=8)
+    validation = QADataModule(None, features, pad_token_id=0, eval_batch_size=2, pad_to_multiple_of=8).val_dataloader()
+    assert widths == [batch["input_ids"].shape[1] for batch in validation] == [8, 8, 30]  # capped at the longest window
+    assert start.shape == (6, 30)
 
 
 def test_the_predictor_loads_without_lightning():

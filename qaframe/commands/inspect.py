@@ -24,7 +24,7 @@ import click
 from qaframe.cli import run_options
 from qaframe.config import RunConfig
 
-SHOWN_IDS = 5
+SHOWN_IDS = 5  # record ids the text report shows per list; --json holds them all
 
 
 def percentiles(values: list[int]) -> dict[str, int]:
@@ -75,7 +75,7 @@ def label_statistics(examples, features) -> dict:
         "answer_in_window_pct": share(inside),
         "label_round_trip_pct": share(round_trip),
         "not_round_trip": len(missed),
-        "not_round_trip_ids": missed[:SHOWN_IDS],
+        "not_round_trip_ids": missed,
     }
 
 
@@ -145,9 +145,9 @@ def inspect_split(split, featurizer, tokenizer, refiners: dict) -> dict:
     return {
         "examples": len(examples),
         "repaired": len(split.repaired),
-        "repaired_ids": split.repaired[:SHOWN_IDS],
+        "repaired_ids": split.repaired,
         "skipped": len(split.skipped),
-        "skipped_ids": [f"{record_id} ({reason})" for record_id, reason in split.skipped[:SHOWN_IDS]],
+        "skipped_ids": [f"{record_id} ({reason})" for record_id, reason in split.skipped],
         "windows": len(features),
         **label_statistics(examples, features),
         "question_tokens": percentiles(token_lengths(tokenizer, [e.question.strip() for e in examples])),
@@ -165,6 +165,14 @@ def _lengths(p: dict[str, int]) -> str:
     return f"p50 {p['p50']}, p90 {p['p90']}, p99 {p['p99']}, max {p['max']}"
 
 
+def _ids(ids: list[str], separator: str) -> str:
+    """': ' and the first SHOWN_IDS of `ids`, saying how many more `--json` lists; nothing for none."""
+    if not ids:
+        return ""
+    more = f"{separator}... ({len(ids) - SHOWN_IDS} more; --json lists all)" if len(ids) > SHOWN_IDS else ""
+    return ": " + separator.join(ids[:SHOWN_IDS]) + more
+
+
 def render(report: dict) -> str:
     """The report as aligned plain text."""
     s = report["settings"]
@@ -175,17 +183,17 @@ def render(report: dict) -> str:
     for name, r in report["splits"].items():
         rows = [
             ("examples", f"{r['examples']} ({r['answerable']} answerable, {r['contexts']} contexts)"),
-            ("answers repaired", f"{r['repaired']}" + (f": {', '.join(r['repaired_ids'])}" if r["repaired_ids"] else "")),
-            ("answers/records skipped", f"{r['skipped']}" + (f": {'; '.join(r['skipped_ids'])}" if r["skipped_ids"] else "")),
+            ("answers/records repaired", f"{r['repaired']}" + _ids(r["repaired_ids"], ", ")),
+            ("answers/records skipped", f"{r['skipped']}" + _ids(r["skipped_ids"], "; ")),
             ("windows", f"{r['windows']}; per example mean {r['windows_per_example']['mean']:.2f}, max {r['windows_per_example']['max']}"),
             ("answer inside a window", _percent(r["answer_in_window_pct"])),
-            ("label round trip", _percent(r["label_round_trip_pct"]) + (f" (not exact: {', '.join(r['not_round_trip_ids'])})" if r["not_round_trip_ids"] else "")),
+            ("label round trip", _percent(r["label_round_trip_pct"]) + (f" (not exact{_ids(r['not_round_trip_ids'], ', ')})" if r["not_round_trip_ids"] else "")),
             ("question tokens", _lengths(r["question_tokens"])),
             ("context tokens", _lengths(r["context_tokens"])),
             ("exact-match ceiling", ", ".join(f"{k} {_percent(v)}" for k, v in r["exact_match_ceiling_pct"].items())),
         ]
         lines.append(name)
-        lines.extend(f"  {label:<24}{value}" for label, value in rows)
+        lines.extend(f"  {label:<25}{value}" for label, value in rows)
     return "\n".join(lines)
 
 

@@ -15,7 +15,7 @@ CHUNK = 256  # questions featurized and answered together when reading --input
 
 def read_questions(path: Path) -> list[dict]:
     """The records of a JSON-lines file of {"id"?, "question", "context"} objects as {"id", "question", "context", "line"}
-    (the id: the line number when absent or null); UserError naming file and line."""
+    (the id, a string or an integer, as a string: the line number when absent or null); UserError naming file and line."""
     from qaframe.io import parse_json, read_text
     from qaframe.text import unusable_text
 
@@ -30,7 +30,11 @@ def read_questions(path: Path) -> list[dict]:
         for key in ("question", "context"):
             if unusable_text(record.get(key)):
                 raise UserError(f"{path}:{number}: '{key}' is {unusable_text(record.get(key))}")
-        record_id = str(number if record.get("id") is None else record["id"])
+        given_id = record.get("id")
+        if given_id is not None and type(given_id) not in (str, int):  # not bool, an int to Python
+            shown = {dict: "an object", list: "an array"}.get(type(given_id), json.dumps(given_id))
+            raise UserError(f"{path}:{number}: 'id' must be a string or an integer, got {shown}")
+        record_id = str(number if given_id is None else given_id)
         if unusable_text(record_id):
             raise UserError(f"{path}:{number}: 'id' is {unusable_text(record_id)}")
         records.append({"id": record_id, "question": record["question"], "context": record["context"], "line": number})
@@ -69,7 +73,8 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
     if output_file is not None:
         if output_file.exists() and output_file.samefile(input_file):
             raise UserError(f"--output {output_file} is the --input file, which writing the answers would replace; give another file")
-        io.check_writable_folder(output_file.parent, f"--output {output_file}")
+        if not output_file.exists() or output_file.resolve().is_file():  # a FIFO or device is written in place
+            io.check_writable_folder(output_file.resolve().parent, f"--output {output_file}")
 
     from qaframe.predictor import Predictor
 
@@ -91,7 +96,8 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
         try:
             answered = predictor.answer([(r["question"], r["context"]) for r in chunk], top_k=top_k)
         except ContextWithoutTokens as error:
-            raise UserError(f"{input_file}:{chunk[error.index]['line']}: 'context' {error.reason}") from None
+            raise UserError(f"{input_file}:{chunk[error.index]['line']}: 'context' {error.reason}; no answers were written "
+                            "(they are written together at the end): fix or remove that line and run again") from None
         lines += [json.dumps({"id": r["id"], "answers": a}, ensure_ascii=False) for r, a in zip(chunk, answered)]
     text = "".join(line + "\n" for line in lines)
     if output_file is not None:

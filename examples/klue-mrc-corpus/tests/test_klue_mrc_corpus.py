@@ -81,9 +81,14 @@ def test_hub_json_export_is_json_lines_even_with_a_json_suffix(make_corpus, tmp_
 
 def test_unanswerable_questions_keep_no_answers(make_corpus, tmp_path):
     no_answers = {k: v for k, v in record("t-4", "서하시의 면적은?", [], impossible=True).items() if k != "answers"}
-    split = make_corpus(train_file=write_jsonl(tmp_path / "t.jsonl", [RECORDS[2], no_answers])).load("train")
-    assert [(e.id, e.is_impossible, e.answers) for e in split.examples] == [("t-3", True, ()), ("t-4", True, ())]
+    split = make_corpus(train_file=write_jsonl(tmp_path / "t.jsonl", [RECORDS[0], RECORDS[2], no_answers])).load("train")
+    assert [(e.id, e.is_impossible, e.answers) for e in split.examples[1:]] == [("t-3", True, ()), ("t-4", True, ())]
     assert not split.skipped
+
+
+def test_a_file_without_an_answerable_question_is_refused(make_corpus, tmp_path):
+    with pytest.raises(UserError, match=r"t\.jsonl: no usable question records \(all 1 unanswerable"):
+        make_corpus(train_file=write_jsonl(tmp_path / "t.jsonl", [RECORDS[2]])).load("train")
 
 
 def test_answer_start_mismatch_is_repaired_and_strict_refuses_it(make_corpus, tmp_path):
