@@ -122,7 +122,8 @@ def span(spec: ModelSpec, *, pretrained: bool):
         if not (new_head_only and "LOAD REPORT" in record.getMessage()):
             LOAD_REPORT_LOG.handle(record)
     if new_head_only:
-        unused = f"; {len(unexpected)} weights of its pretraining heads unused ({', '.join(unexpected[:2])}, ...)" if unexpected else ""
+        shown = ", ".join(unexpected[:2]) + (", ..." if len(unexpected) > 2 else "")
+        unused = f"; {len(unexpected)} weights of its pretraining heads unused ({shown})" if unexpected else ""
         log.warning("model '%s': the span head (qa_outputs) starts from random values, as on any pretrained encoder%s",
                     spec.source, unused)
     return model

@@ -164,9 +164,8 @@ class RunConfig:
         return config
 
     def validate(self) -> None:
-        """Raise UserError (naming the flag) for values no run can use, or no run started here can (16-mixed on the CPU,
-        several nodes without a launcher, which would wait for the others forever); whether the window settings leave
-        room for context is the featurizer's check, which knows its windows' special tokens."""
+        """Raise UserError (naming the flag) for values no run can use; whether the window settings leave room for
+        context is the featurizer's check, which knows its windows' special tokens."""
         positive = ("max_epochs", "train_batch_size", "eval_batch_size", "accumulate_grad_batches", "max_seq_length",
                     "max_query_length", "max_answer_length", "n_best_size", "num_nodes", "pad_to_multiple_of", "progress_every")
         for name in positive:
@@ -204,6 +203,11 @@ class RunConfig:
             raise UserError("--limit-train-batches 0 would train on nothing; use at least 1, or a fraction such as 0.1")
         if self.limit_val_batches == 0:
             raise UserError("--limit-val-batches 0 would skip evaluation, which picks the best checkpoint; use at least 1")
+
+    def check_machine(self) -> None:
+        """Raise UserError for what no run started here can do: 16-mixed on the CPU, and several nodes without a
+        launcher, which would wait for the others forever (checked when training, not for --print-config, which
+        may prepare a cluster job's config on a login node)."""
         if self.num_nodes > 1 and not multi_node_launch():
             raise UserError(
                 f"--num-nodes {self.num_nodes}: no multi-node launcher in the environment, so the run would wait for the "

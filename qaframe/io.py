@@ -99,7 +99,9 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
     For a file (or a name not there yet) that is a temporary file beside it, beside the file a
     symbolic link names (the link stays). Once the block has written them all, each is synced to
     disk, and only then do they replace their targets, in the order given: an error before that
-    leaves every target as it was. An existing FIFO or device is yielded itself, written in place.
+    leaves every target as it was. Of several, the last marks a complete set: its earlier file is
+    removed before the first replacement, so a stop between replacements never leaves an old
+    marker beside new files. An existing FIFO or device is yielded itself, written in place.
     """
     paths, staged = [], []
     try:
@@ -118,6 +120,8 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
         for temporary, _ in staged:
             with open(temporary, "rb") as written:
                 os.fsync(written.fileno())
+        if len(staged) > 1:
+            staged[-1][1].unlink(missing_ok=True)
         for temporary, real in staged:
             os.replace(temporary, real)
     finally:

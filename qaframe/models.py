@@ -113,21 +113,29 @@ def cuda_kernels(device, *, matmul_precision: str = "high", cudnn_attention: boo
     built for nearly every batch early in training and for each single question answered. Off,
     SDPA takes flash or memory-efficient attention, which need no plan. Both switches are
     process-wide in torch, so they are set only for the work inside and then put back: a program
-    that uses the Predictor keeps its own settings.
+    that uses the Predictor keeps its own settings. A program that chose its matmul precision
+    with torch's per-backend settings (`torch.backends.fp32_precision`, which transformers' tf32
+    option sets; reading the process-wide one then raises) keeps that choice.
     """
     import torch
 
     if torch.device(device).type != "cuda":
         yield
         return
-    before = torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()
-    torch.set_float32_matmul_precision(matmul_precision)
+    try:
+        precision = torch.get_float32_matmul_precision()
+    except RuntimeError:  # set through the per-backend settings: the program's choice stands
+        precision = None
+    cudnn = torch.backends.cuda.cudnn_sdp_enabled()
+    if precision is not None:
+        torch.set_float32_matmul_precision(matmul_precision)
     torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
     try:
         yield
     finally:
-        torch.set_float32_matmul_precision(before[0])
-        torch.backends.cuda.enable_cudnn_sdp(before[1])
+        if precision is not None:
+            torch.set_float32_matmul_precision(precision)
+        torch.backends.cuda.enable_cudnn_sdp(cudnn)
 
 
 def _file_errors() -> tuple[type[Exception], ...]:

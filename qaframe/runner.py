@@ -236,8 +236,11 @@ def prepare(config: RunConfig, *, fetch: bool = True, training: bool = True) -> 
     """Resolve and check everything cheap before data is read: names, corpus options and splits, metric, refiner, model
     (its config and tokenizer: from the hub only with `fetch`), --max-seq-length, --resume, --output-dir, window settings.
 
-    Without `training` (--print-config, which trains and writes nothing) an earlier run in the output folder is no obstacle.
+    Without `training` (--print-config, which trains and writes nothing) neither an earlier run in the output folder nor
+    this machine (`RunConfig.check_machine`) is an obstacle.
     """
+    if training:
+        config.check_machine()
     host = plugins.get_host()
     for kind in ("featurizer", "head", "optimizer", "scheduler"):
         host.registry(kind).get(getattr(config, kind))

@@ -2,8 +2,10 @@
 with a map back to the original characters, for offsets that survive normalization.
 
 KcBERT's vocabulary knows Hangul only composed (NFC); text pasted from some systems arrives
-decomposed (NFD jamo). The featurizer tokenizes the NFC form and refiners read it, while every
-offset a user sees points into the original text. `to_nfc` normalizes unit by unit (a base
+decomposed (NFD jamo). The built-in corpora bring their records to NFC as they load them; for
+text that arrives otherwise (a question and context given to `predict` or `serve`), the
+featurizer tokenizes the NFC form and refiners read it, while every offset a user sees points
+into the text as given. `to_nfc` normalizes unit by unit (a base
 character with the marks or jamo that compose with it) and records where each NFC character
 came from; the three position functions move a boundary between the two texts.
 """

@@ -132,3 +132,21 @@ def test_files_written_as_a_set_replace_none_when_one_fails(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json", "c.json"]
     io.write_texts({target: "new" for target in targets})
     assert [target.read_text() for target in targets] == ["new", "new", "new"]
+
+
+def test_a_set_stopped_between_its_replacements_leaves_no_marker_beside_new_files(tmp_path, monkeypatch):
+    targets = [tmp_path / name for name in ("predictions.json", "nbest.json", "metrics.json")]
+    for target in targets:
+        target.write_text("old")
+    replace = os.replace
+
+    def fail_the_second(source, destination):
+        if Path(destination).name == "nbest.json":
+            raise OSError(5, "Input/output error")
+        replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", fail_the_second)
+    with pytest.raises(UserError):
+        io.write_texts({target: "new" for target in targets})
+    assert targets[0].read_text() == "new" and targets[1].read_text() == "old"
+    assert not targets[2].exists()  # the last file marks a complete set: gone, so the mix does not pass for one

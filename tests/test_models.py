@@ -208,6 +208,18 @@ def test_a_model_with_only_a_slow_tokenizer_is_refused(tmp_path, tiny_model_dir)
     assert str(caught.value).startswith(f"model '{folder}' has only a slow tokenizer (BertTokenizerLegacy); qaframe needs a fast")
 
 
+def test_cuda_kernels_leave_a_matmul_precision_chosen_per_backend_alone():
+    # torch's per-backend settings (transformers' tf32 option sets them) make the process-wide getter raise
+    assert torch.backends.fp32_precision == "none"
+    torch.backends.fp32_precision = "tf32"
+    try:
+        with cuda_kernels("cuda", cudnn_attention=True):
+            assert torch.backends.fp32_precision == "tf32" and torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.fp32_precision == "tf32"
+    finally:
+        torch.backends.fp32_precision = "none"
+
+
 def test_cuda_kernels_sets_the_matmul_precision_and_the_cudnn_attention_switch_within_and_puts_them_back():
     before = torch.get_float32_matmul_precision(), torch.backends.cuda.cudnn_sdp_enabled()
     with cuda_kernels("cuda:0"):
