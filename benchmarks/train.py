@@ -179,7 +179,10 @@ class StepProfile:
             top = sorted(self.profiler.key_averages(), key=lambda a: a.self_cpu_time_total, reverse=True)[:5]
             return {"steps": per_step, "host_ops_per_step": round(len(host) / per_step, 1),
                     "top_host_ops": [[a.key, round(a.self_cpu_time_total / 1000 / per_step, 3)] for a in top]}
-        device = sorted((e.time_range.start, e.time_range.end, e.name) for e in events if e.device_type == DeviceType.CUDA)
+        # kernels and copies only: a record_function range (the optimizer step's) also shows on the GPU's timeline, as a
+        # user annotation spanning the kernels it launched, and would count as busy time (the H200 run of 2026-11-28)
+        device = sorted((e.time_range.start, e.time_range.end, e.name) for e in events
+                        if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False))
         busy_us, reach = 0.0, float("-inf")
         for begin, end, _ in device:  # the union of the intervals
             busy_us += max(0.0, end - max(begin, reach))
