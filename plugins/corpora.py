@@ -83,24 +83,25 @@ class RecordLoader:
         answers: tuple[Answer, ...] = ()
         if impossible and record.get("answers"):
             return self.skip(record_id, "'is_impossible' is true but 'answers' is not empty (contradictory)")
+        nfc = to_nfc(context)  # the context in NFC, and where its characters were in the text as written
         if not impossible:  # SQuAD 2.0 unanswerables carry plausible_answers, which are not gold
-            answers = self._answers(record_id, record.get("answers"), context)
+            answers = self._answers(record_id, record.get("answers"), context, nfc)
             if not answers:
                 return None
-        texts = [context, question, *(answer.get("text") for answer in record.get("answers") or () if isinstance(answer, dict))]
-        if not all(unicodedata.is_normalized("NFC", text) for text in texts if isinstance(text, str)):
+        texts = [question, *(answer.get("text") for answer in record.get("answers") or () if isinstance(answer, dict))]
+        if nfc[1] is not None or not all(unicodedata.is_normalized("NFC", text) for text in texts if isinstance(text, str)):
             self.repair(record_id, "context, question or answer text not in Unicode NFC (decomposed Hangul?); brought to NFC")
         title = title if isinstance(title, str) else ""
-        self.examples.append(QAExample(record_id, title, to_nfc(question)[0], to_nfc(context)[0], answers, impossible))
+        self.examples.append(QAExample(record_id, title, to_nfc(question)[0], nfc[0], answers, impossible))
         return None
 
-    def _answers(self, record_id: str, raw: Any, context: str) -> tuple[Answer, ...]:
+    def _answers(self, record_id: str, raw: Any, original: str, nfc: tuple) -> tuple[Answer, ...]:
         if not isinstance(raw, list) or not raw:
             self.skip(record_id, "missing or empty 'answers' list")
             return ()
         kept, problems = [], []
         for number, answer in enumerate(raw, 1):
-            result = self._answer(record_id, number, answer, context)
+            result = self._answer(record_id, number, answer, original, nfc)
             (kept if isinstance(result, Answer) else problems).append(result)
         if not kept:
             self.skip(record_id, f"{problems[0]} (example dropped: no usable answer)")
@@ -109,8 +110,9 @@ class RecordLoader:
                 self.skip(record_id, f"{problem} (answer dropped)")
         return tuple(kept)
 
-    def _answer(self, record_id: str, number: int, answer: Any, original: str) -> Answer | str:
-        """The answer in the NFC context with whitespace trimmed from its ends, or why it is unusable."""
+    def _answer(self, record_id: str, number: int, answer: Any, original: str, nfc: tuple) -> Answer | str:
+        """The answer in the NFC context (`nfc`: `to_nfc` of the context as written, `original`) with whitespace trimmed
+        from its ends, or why it is unusable."""
         if not isinstance(answer, dict):
             return f"answer {number} is not an object"
         text, written = answer.get("text"), answer.get("answer_start")
@@ -120,7 +122,7 @@ class RecordLoader:
             return f"answer {number}: 'answer_start' is not an integer"
         if written < 0 or written >= len(original):
             return f"answer {number}: answer_start {written} is outside the context (length {len(original)})"
-        context, spans = to_nfc(original)
+        context, spans = nfc
         text, start = to_nfc(text)[0], written if spans is None else nfc_position(spans, written)
         done = []
         if text.strip() != text:  # no score changes: the official scorers split answers on whitespace

@@ -14,7 +14,7 @@ from pathlib import Path
 from safetensors import SafetensorError
 
 from qaframe import hookimpl
-from qaframe.errors import UserError, held_back
+from qaframe.errors import UserError, first_few, held_back
 from qaframe.models import load_config, uncompiled_code
 from qaframe.types import ModelSpec
 
@@ -72,11 +72,11 @@ def check_no_missing_weights(spec: ModelSpec, config, missing: list[str]) -> Non
     """UserError for a question-answering model (config.json's `architectures`) whose weights lack parameters its config
     names: transformers would start them from random values. A pretrained encoder's new qa_outputs is expected."""
     if missing and any(name.endswith("ForQuestionAnswering") for name in getattr(config, "architectures", None) or ()):
-        shown = ", ".join(missing[:3]) + (f", ... ({len(missing) - 3} more)" if len(missing) > 3 else "")
         raise UserError(
-            f"model '{spec.source}': its weights lack {len(missing)} parameters its config.json names ({shown}), which would "
-            "start from random values; its config.json and weights come from different models, or the weights are "
-            "damaged: put the weights' own config.json beside them, or save, copy or download the model again"
+            f"model '{spec.source}': its weights lack {len(missing)} parameters its config.json names "
+            f"({first_few(missing, 3)}), which would start from random values; its config.json and weights come from "
+            "different models, or the weights are damaged: put the weights' own config.json beside them, or save, copy "
+            "or download the model again"
         )
 
 

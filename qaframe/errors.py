@@ -1,7 +1,8 @@
 """The one exception type for mistakes a user can fix: the CLI prints it as one line and exits 2.
 
 Also `held_back`, which keeps a library's log lines (Lightning's device lines, transformers' load
-report) from stderr until the step that logs them has succeeded, so an error in it stays the only line.
+report) from stderr until the step that logs them has succeeded, so an error in it stays the only line,
+and the helpers that keep a message to one line (`one_line`, `first_few`).
 """
 
 import logging
@@ -11,6 +12,11 @@ from contextlib import contextmanager
 def one_line(text: str) -> str:
     """Collapse a message onto one line."""
     return " ".join(str(text).split())
+
+
+def first_few(items: list[str], shown: int = 5) -> str:
+    """The first `shown` of `items`, comma-separated, and how many more there are."""
+    return ", ".join(items[:shown]) + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
 
 
 class UserError(Exception):

@@ -82,7 +82,7 @@ def share(path: str | Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def _written_in_place(target: Path) -> bool:
+def written_in_place(target: Path) -> bool:
     """Whether `target` is an existing FIFO, device or socket (a symbolic link followed): written directly, since a
     rename would replace it with a plain file."""
     try:
@@ -106,7 +106,7 @@ def atomic_paths(*targets: str | Path) -> Iterator[list[Path]]:
     paths, staged = [], []
     try:
         for target in map(Path, targets):
-            if _written_in_place(target):
+            if written_in_place(target):
                 paths.append(target)
                 continue
             real = Path(os.path.realpath(target))

@@ -66,10 +66,11 @@ def window_logits(model, features: Features, *, pad_token_id: int, batch_size: i
     """Start and end logits of every window as (windows, longest window) float32 arrays, left-aligned.
 
     Batches run shortest first (in stored order without `group_by_length`), each example's windows
-    together, padded as a run's validation pads them (`pad_to_multiple_of`). `limit_batches` (a count, or a fraction of the batches) stops early for smoke runs:
-    it takes the windows that validation on `replicas` devices at `batch_size` each took, so a
-    run's final evaluation scores the examples that chose its best checkpoint. Returns (start,
-    end, seen) where `seen` marks the windows computed.
+    together, padded as a run's validation pads them (`pad_to_multiple_of`). `limit_batches` (a
+    count, or a fraction of the batches) stops early for smoke runs: it takes the windows that
+    validation on `replicas` devices at `batch_size` each took, so a run's final evaluation scores
+    the examples that chose its best checkpoint. Returns (start, end, seen) where `seen` marks the
+    windows computed.
     """
     sampler = LengthGroupedBatchSampler(example_lengths(features), batch_size, shuffle=False, group_by_length=group_by_length,
                                         num_replicas=replicas)
@@ -196,7 +197,7 @@ class Predictor:
         examples = [QAExample(id=str(i), title="", question=q, context=c) for i, (q, c) in enumerate(items)]
         with self._lock:  # fast tokenizers and the model are not safe to call from several threads at once
             features = self.featurizer.featurize(examples, self.tokenizer)
-            require_offsets(features, self.metadata.get("featurizer", "sliding-window"))
+            require_offsets(features, featurizer_name(self.metadata))
             check_context_tokens(features, len(examples))
             start, end = self.logits(features)
         decoded = postprocess(
@@ -222,13 +223,18 @@ def default_settings(spec: ModelSpec, config, tokenizer) -> dict[str, int]:
     return {"max_seq_length": length, "doc_stride": min(defaults.doc_stride, room // 2), "max_query_length": query}
 
 
+def featurizer_name(metadata: dict) -> str:
+    """The featurizer a model folder's qaframe.json names (sliding-window without one)."""
+    return metadata.get("featurizer", "sliding-window")
+
+
 def metadata_featurizer(metadata: dict, folder: Path, spec: ModelSpec, config, tokenizer):
     """The featurizer qaframe.json names with its settings (without them, defaults that fit the model); UserError naming the file."""
     where = folder / METADATA_FILE if metadata else folder
     settings = FeaturizerSettings(**(metadata.get("featurizer_settings") or default_settings(spec, config, tokenizer)))
     try:
         check_max_seq_length(spec, config, settings.max_seq_length, setting="featurizer_settings.max_seq_length")
-        return build_featurizer(metadata.get("featurizer", "sliding-window"), settings)
+        return build_featurizer(featurizer_name(metadata), settings)
     except UserError as error:
         raise UserError(f"{where}: {error}") from None
 

@@ -55,11 +55,11 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from qaframe import io, plugins
 from qaframe.config import RunConfig
-from qaframe.errors import UserError, held_back, one_line
+from qaframe.errors import UserError, first_few, held_back, one_line
 from qaframe.features import build_featurizer, load_or_build, require_offsets
 from qaframe.models import (check_max_seq_length, cuda_kernels, load_config, load_tokenizer, native_bf16,
                             require_weights, resolve_model)
-from qaframe.predictor import METADATA_FILE, Predictor, window_logits
+from qaframe.predictor import METADATA_FILE, Predictor, featurizer_name, window_logits
 from qaframe.task import Evaluator, QADataModule, QATask
 from qaframe.types import (REFINER_STATE_FILE, CorpusOptions, CorpusSplit, Features, FeaturizerSettings, ModelSpec,
                            OptimizerSettings, SchedulerSettings, TrainableRefiner, check_examples, no_such_split)
@@ -116,7 +116,7 @@ def check_checkpoint_fits(checkpoint: str, task: QATask, model_name: str) -> Non
     wanted = task.state_dict()
     missing, unexpected = sorted(wanted.keys() - saved.keys()), sorted(saved.keys() - wanted.keys())
     reshaped = sorted(k for k in wanted.keys() & saved.keys() if getattr(saved[k], "shape", None) != wanted[k].shape)
-    problems = [f"{label} {_first_few(names, 3)}" for label, names in
+    problems = [f"{label} {first_few(names, 3)}" for label, names in
                 (("missing", missing), ("unexpected", unexpected), ("of another shape", reshaped)) if names]
     if problems:
         raise UserError(f"--resume {checkpoint}: its weights do not fit the model of --model {model_name} ({'; '.join(problems)}); "
@@ -173,18 +173,14 @@ def _load_split(corpus, name: str, split: str, options: CorpusOptions, echo: Ech
     parts = []
     if loaded.repaired:
         parts.append(f"repaired {len(loaded.repaired)} answers or records (text brought to Unicode NFC, whitespace trimmed "
-                     f"from an answer's ends, or answer_start moved to the nearest occurrence of the text): {_first_few(loaded.repaired)}")
+                     f"from an answer's ends, or answer_start moved to the nearest occurrence of the text): {first_few(loaded.repaired)}")
     if loaded.skipped:
         parts.append(f"skipped {len(loaded.skipped)} answers or records: "
-                     f"{_first_few([f'{record} ({reason})' for record, reason in loaded.skipped])}")
+                     f"{first_few([f'{record} ({reason})' for record, reason in loaded.skipped])}")
     if parts:
         files = ", ".join(str(path) for path in loaded.files)
         echo(f"{split}{f' ({files})' if files else ''}: " + "; ".join(parts))
     return loaded
-
-
-def _first_few(items: list[str], shown: int = 5) -> str:
-    return ", ".join(items[:shown]) + (f", ... ({len(items) - shown} more)" if len(items) > shown else "")
 
 
 def create_metric(host, corpus_name: str, corpus) -> Any:
@@ -433,7 +429,8 @@ def _evaluate_best(plan: Plan, trainer: pl.Trainer, task: QATask, best: str | No
     start, end, seen = window_logits(
         task.model, dev, pad_token_id=tokenizer.pad_token_id or 0,
         batch_size=config.eval_batch_size, device=device, precision=str(trainer.precision),
-        pad_to_multiple_of=config.pad_to_multiple_of, limit_batches=config.limit_val_batches, group_by_length=config.group_by_length, replicas=trainer.world_size,
+        pad_to_multiple_of=config.pad_to_multiple_of, limit_batches=config.limit_val_batches,
+        group_by_length=config.group_by_length, replicas=trainer.world_size,
     )
     return evaluator.evaluate(start, end, seen), time.perf_counter() - start_time
 
@@ -732,7 +729,7 @@ def evaluate_model(model_dir: Path, corpus_name: str, output_dir: Path, *, split
             refiner_obj.fit(_load_split(corpus, corpus_name, "train", options, echo).examples, predictor.tokenizer)
     predictor.batch_size = batch_size
     features = _features(predictor.featurizer, predictor.tokenizer, loaded, split, cache, False, echo)
-    require_offsets(features, predictor.metadata.get("featurizer", "sliding-window"))
+    require_offsets(features, featurizer_name(predictor.metadata))
     start_time = time.perf_counter()
     start, end = predictor.logits(features)
     evaluator = Evaluator(loaded.examples, features, metric, refiner_obj, predictor.n_best_size, predictor.max_answer_length)

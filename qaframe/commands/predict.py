@@ -73,7 +73,7 @@ def predict(model_dir, question, context, input_file, output_file, top_k, as_jso
     if output_file is not None:
         if output_file.exists() and output_file.samefile(input_file):
             raise UserError(f"--output {output_file} is the --input file, which writing the answers would replace; give another file")
-        if not output_file.exists() or output_file.resolve().is_file():  # a FIFO or device is written in place
+        if not io.written_in_place(output_file):  # a file is replaced beside the file a symbolic link names
             io.check_writable_folder(output_file.resolve().parent, f"--output {output_file}")
 
     from qaframe.predictor import Predictor
